@@ -49,7 +49,9 @@ func TestCredentialsRedaction(t *testing.T) {
 		{name: "%+v pointer", output: func() string { return fmt.Sprintf("%+v", creds) }},
 		{name: "%#v value", output: func() string { return fmt.Sprintf("%#v", value) }},
 		{name: "%#v pointer", output: func() string { return fmt.Sprintf("%#v", creds) }},
+		//lint:ignore S1025 the fmt verb itself is under test
 		{name: "%s value", output: func() string { return fmt.Sprintf("%s", value) }},
+		//lint:ignore S1025 the fmt verb itself is under test
 		{name: "%s pointer", output: func() string { return fmt.Sprintf("%s", creds) }},
 		{name: "%v inside a struct", output: func() string {
 			return fmt.Sprintf("%+v", struct {

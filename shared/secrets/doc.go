@@ -31,7 +31,7 @@
 //
 //	sm := secretsmanager.NewFromConfig(cfg)
 //	cache := secrets.NewCache(
-//		secrets.NewSecretsManagerSource(sm, os.Getenv("MERCHANT_SECRET_ID")),
+//		secrets.NewSecretsManagerSource(sm, os.Getenv("SECRET_ID")),
 //		secrets.CacheOptions{Logger: logger},
 //	)
 //	creds, err := cache.Get(ctx)
