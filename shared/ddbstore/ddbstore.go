@@ -474,7 +474,18 @@ func (s *Store) updateInput(u *store.Update) (*dynamodb.UpdateItemInput, error) 
 	if err != nil {
 		return nil, err
 	}
-	if u.MustExist || len(conds) > 0 {
+	for _, attr := range sortedKeys(u.ExpectBefore) {
+		v, err := b.value(u.ExpectBefore[attr])
+		if err != nil {
+			return nil, err
+		}
+		n := b.name(attr)
+		conds = append(conds, "(attribute_not_exists("+n+") OR "+n+" < "+v+")")
+	}
+	switch {
+	case u.AllowMissing && len(conds) > 0:
+		conds = []string{"attribute_not_exists(#pk) OR (" + strings.Join(conds, " AND ") + ")"}
+	case u.MustExist || len(conds) > 0:
 		conds = append([]string{"attribute_exists(#pk)"}, conds...)
 	}
 	in := &dynamodb.UpdateItemInput{TableName: &s.table, Key: keyAV(u.Key), UpdateExpression: &expr,

@@ -78,6 +78,13 @@ type Update struct {
 	// MustExist fails with ErrNotFound when the item is absent (implied by
 	// Expect and ExpectIn). Without it an Update creates the item (upsert).
 	MustExist bool
+	// ExpectBefore requires the attribute to be absent or less than the
+	// value (events ordered by their own timestamps: an older event must not
+	// overwrite a newer one).
+	ExpectBefore map[string]any
+	// AllowMissing makes the guards apply only to an existing item: a missing
+	// item is created (for events that arrive before the state they change).
+	AllowMissing bool
 }
 
 // Check asserts a condition on an item inside a transaction without writing it.

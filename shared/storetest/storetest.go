@@ -142,6 +142,57 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("GuardedUpsertAllowMissing", func(t *testing.T) {
+		s := h.New(t)
+		up := func(id string) error {
+			return s.Update(ctx, &store.Update{Key: k(id), Set: map[string]any{"status": "SUCCESS", "amount": 551},
+				ExpectIn: map[string][]any{"status": {"NOTPAY", "USERPAYING"}}, AllowMissing: true})
+		}
+		if err := up("early"); err != nil {
+			t.Fatalf("upsert of a missing item: %v", err)
+		}
+		var got order
+		if err := s.Get(ctx, k("early"), &got); err != nil || got.Status != "SUCCESS" || got.Amount != 551 {
+			t.Fatalf("created item = %+v (%v)", got, err)
+		}
+		if err := s.Put(ctx, &store.Put{Key: k("closed"), Value: order{ID: "closed", Status: "CLOSED"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := up("closed"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("upsert over a CLOSED item err = %v, want ErrConflict", err)
+		}
+		if err := s.Put(ctx, &store.Put{Key: k("open"), Value: order{ID: "open", Status: "NOTPAY", Note: "keep"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := up("open"); err != nil {
+			t.Fatalf("upsert over a NOTPAY item: %v", err)
+		}
+		if err := s.Get(ctx, k("open"), &got); err != nil || got.Status != "SUCCESS" || got.Note != "keep" {
+			t.Fatalf("updated item = %+v (%v), want SUCCESS with other attributes kept", got, err)
+		}
+	})
+
+	t.Run("ExpectBeforeOrdersEvents", func(t *testing.T) {
+		s := h.New(t)
+		set := func(state, at string) error {
+			return s.Update(ctx, &store.Update{Key: k("auth"), Set: map[string]any{"status": state, "note": at},
+				ExpectBefore: map[string]any{"note": at}, AllowMissing: true})
+		}
+		if err := set("OPEN", "2026-11-23T10:00:00+08:00"); err != nil {
+			t.Fatalf("first event: %v", err)
+		}
+		if err := set("CLOSED", "2026-11-23T11:00:00+08:00"); err != nil {
+			t.Fatalf("newer event: %v", err)
+		}
+		if err := set("OPEN", "2026-11-23T10:30:00+08:00"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("older event err = %v, want ErrConflict", err)
+		}
+		var got order
+		if err := s.Get(ctx, k("auth"), &got); err != nil || got.Status != "CLOSED" {
+			t.Fatalf("state = %+v (%v), want CLOSED from the newest event", got, err)
+		}
+	})
+
 	t.Run("ConcurrentWritersExactlyOneWins", func(t *testing.T) {
 		s := h.New(t)
 		for round := 0; round < 10; round++ {

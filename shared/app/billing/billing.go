@@ -16,6 +16,7 @@ import (
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 )
 
 // JobDailyBills is the job name the schedule in template.yaml sends.
@@ -134,20 +135,16 @@ func (h *Handler) runSchedule(_ context.Context, in *ScheduleInput) (*JobResult,
 			at = t
 		}
 		date = PreviousBillDate(at)
-	} else if _, err := time.ParseInLocation(time.DateOnly, date, Shanghai); err != nil {
+	} else if _, err := time.ParseInLocation(time.DateOnly, date, ledger.Shanghai); err != nil {
 		return nil, fmt.Errorf("billing: bill_date %q: %w", date, err)
 	}
 	// The download and reconciliation pipeline lands with the billing issue.
 	return &JobResult{Job: in.Job, BillDate: date, Status: "pending_pipeline"}, nil
 }
 
-// Shanghai is Asia/Shanghai. China has kept UTC+8 without daylight saving
-// since 1991, so a fixed zone is exact and needs no tzdata in the Lambda image.
-var Shanghai = time.FixedZone("Asia/Shanghai", 8*60*60)
-
 // PreviousBillDate is the bill date a run at t reconciles: the day before t's
 // date in Asia/Shanghai (Lambda clocks are UTC, so 16:00-24:00 UTC is already
 // the next Shanghai day).
 func PreviousBillDate(t time.Time) string {
-	return t.In(Shanghai).AddDate(0, 0, -1).Format(time.DateOnly)
+	return ledger.Day(t.AddDate(0, 0, -1))
 }
