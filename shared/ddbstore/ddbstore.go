@@ -483,7 +483,9 @@ func (s *Store) updateInput(u *store.Update) (*dynamodb.UpdateItemInput, error) 
 		conds = append(conds, "(attribute_not_exists("+n+") OR "+n+" < "+v+")")
 	}
 	switch {
-	case u.AllowMissing && len(conds) > 0:
+	case u.AllowMissing && len(conds) == 1:
+		conds = []string{"attribute_not_exists(#pk) OR " + conds[0]}
+	case u.AllowMissing && len(conds) > 1:
 		conds = []string{"attribute_not_exists(#pk) OR (" + strings.Join(conds, " AND ") + ")"}
 	case u.MustExist || len(conds) > 0:
 		conds = append([]string{"attribute_exists(#pk)"}, conds...)
