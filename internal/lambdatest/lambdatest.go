@@ -59,7 +59,8 @@ func (s *SyncBuffer) String() string {
 }
 
 // NewEnv builds a world; the caller's TestMain must run ddblocal.RunTests.
-func NewEnv(tb testing.TB) *Env {
+// optFns configure the DynamoDB client (e.g. a CallCounter).
+func NewEnv(tb testing.TB, optFns ...func(*dynamodb.Options)) *Env {
 	tb.Helper()
 	m, err := testkeys.NewMerchant("1900000109")
 	if err != nil {
@@ -77,7 +78,7 @@ func NewEnv(tb testing.TB) *Env {
 	if err := os.WriteFile(file, secret, 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	db, table := ddblocal.NewTable(tb)
+	db, table := ddblocal.NewTable(tb, optFns...)
 	logs := &SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cache := secrets.NewCache(secrets.NewFileSource(file), secrets.CacheOptions{Logger: log})

@@ -9,6 +9,7 @@ package app
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,14 +17,19 @@ import (
 	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/health"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/metrics"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/secrets"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
 )
 
-// Credentials is the part of the secrets cache handlers use.
+// Credentials is the part of the secrets cache handlers use (*secrets.Cache).
 type Credentials interface {
 	Get(ctx context.Context) (*secrets.Credentials, error)
+	// VerificationKey returns the WeChat Pay key a Wechatpay-Serial names,
+	// refreshing the credentials once for an unknown serial.
+	VerificationKey(ctx context.Context, serial string) (*rsa.PublicKey, error)
 }
 
 // Table is the store plus a reachability probe.
@@ -39,6 +45,11 @@ type Deps struct {
 	Secrets Credentials
 	Log     *slog.Logger
 	Now     func() time.Time
+	// Events publishes domain events after their outbox commit; nil leaves
+	// them in the outbox for a later drain.
+	Events domainevent.Publisher
+	// Metrics writes CloudWatch EMF lines; nil discards.
+	Metrics *metrics.EMF
 }
 
 // Logger returns the configured logger or one that discards.

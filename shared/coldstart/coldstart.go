@@ -21,10 +21,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ddbstore"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/metrics"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/secrets"
 )
 
@@ -115,6 +118,8 @@ type Env struct {
 	Store    *ddbstore.Store
 	Secrets  *secrets.Cache
 	Log      *slog.Logger
+	Events   domainevent.Publisher // nil without EVENT_BUS_NAME
+	Metrics  *metrics.EMF
 }
 
 // Options adjust Load for tests and local tools.
@@ -152,10 +157,15 @@ func Load(ctx context.Context, function string, getenv func(string) string, opts
 	if _, err := cache.Get(ctx); err != nil {
 		return nil, fmt.Errorf("coldstart: load merchant credentials: %w", err)
 	}
-	return &Env{Config: cfg, AWS: awsCfg, DynamoDB: db, Store: ddbstore.New(db, cfg.TableName), Secrets: cache, Log: log}, nil
+	env := &Env{Config: cfg, AWS: awsCfg, DynamoDB: db, Store: ddbstore.New(db, cfg.TableName), Secrets: cache, Log: log,
+		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: out}}
+	if cfg.EventBusName != "" {
+		env.Events = &domainevent.EventBridge{API: eventbridge.NewFromConfig(awsCfg), Bus: cfg.EventBusName}
+	}
+	return env, nil
 }
 
 // Deps returns the handler dependencies.
 func (e *Env) Deps() app.Deps {
-	return app.Deps{Store: e.Store, Secrets: e.Secrets, Log: e.Log, Now: time.Now}
+	return app.Deps{Store: e.Store, Secrets: e.Secrets, Log: e.Log, Now: time.Now, Events: e.Events, Metrics: e.Metrics}
 }
