@@ -66,7 +66,7 @@ func healthy(fn string) check {
 // expectations lists every sample event and what its handler must answer.
 // A file without an entry, or an entry without a file, fails the test.
 var expectations = map[string]check{
-	"notify/payments-unverified.json":   httpStatus(http.StatusNotImplemented, apigw.CodeNotImplemented),
+	"notify/payments-unverified.json":   httpStatus(http.StatusUnauthorized, "MALFORMED_SIGNATURE"),
 	"notify/unknown-channel.json":       httpStatus(http.StatusNotFound, apigw.CodeNotFound),
 	"payscore/health.json":              healthy("payscore"),
 	"payscore/create-order.json":        httpStatus(http.StatusNotImplemented, apigw.CodeNotImplemented),

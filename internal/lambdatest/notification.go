@@ -172,5 +172,3 @@ func (e *Env) ItemCount(tb testing.TB) int {
 	}
 	return int(out.Count)
 }
-
-

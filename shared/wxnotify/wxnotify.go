@@ -61,8 +61,8 @@ func (v *Verifier) Parse(ctx context.Context, header func(string) string, body [
 	if err := h.Verify(ctx, v.Keys, now(), body); err != nil {
 		return nil, err
 	}
-	var env Envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	env, err := parseEnvelope(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBody, err)
 	}
 	if env.ID == "" || env.EventType == "" || env.Resource.Ciphertext == "" {
@@ -75,9 +75,6 @@ func (v *Verifier) Parse(ctx context.Context, header func(string) string, body [
 	plain, err := env.Resource.Open(key)
 	if err != nil {
 		return nil, err
-	}
-	if !json.Valid(plain) {
-		return nil, fmt.Errorf("%w: decrypted resource is not JSON", wxsign.ErrDecrypt)
 	}
 	return &Notification{Envelope: env, Serial: h.Serial, Plaintext: plain}, nil
 }

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wechatpay-apiv3/wechatpay-go/core/auth/verifiers"
+	"github.com/wechatpay-apiv3/wechatpay-go/utils"
+
 	"github.com/wxpay-serverless/wxpay-serverless/shared/wxsign"
 )
 
@@ -98,5 +101,31 @@ func TestKnownAnswerResourceDecryption(t *testing.T) {
 	}
 	if sealed.Ciphertext != ct {
 		t.Fatalf("Seal does not reproduce Node's ciphertext:\n got %s\nwant %s", sealed.Ciphertext, ct)
+	}
+}
+
+// TestAgreesWithWechatpayGo cross-checks our verifier and decryptor with
+// wechatpay-go's on the known-answer vectors and on tampered inputs.
+func TestAgreesWithWechatpayGo(t *testing.T) {
+	pub := &testingKey(t, "platform_key.testing.pem").PublicKey
+	msg := string(readFile(t, "response_message.txt"))
+	sig := string(readFile(t, "response_signature.b64"))
+	sdk := verifiers.NewSHA256WithRSAPubkeyVerifier("PUB_KEY_ID_1", *pub)
+	for name, m := range map[string]string{"original": msg, "tampered": msg[:10] + "X" + msg[11:]} {
+		ours := wxsign.VerifySignature(pub, m, sig) == nil
+		theirs := sdk.Verify(context.Background(), "PUB_KEY_ID_1", m, sig) == nil
+		if ours != theirs || (name == "original") != ours {
+			t.Fatalf("%s: ours=%v wechatpay-go=%v", name, ours, theirs)
+		}
+	}
+	key := string(readFile(t, "apiv3_key.testing.txt"))
+	ct := strings.TrimSpace(string(readFile(t, "resource_ciphertext.b64")))
+	theirs, err := utils.DecryptAES256GCM(key, "transaction", "fdasflkja484", ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, err := wxsign.Resource{Algorithm: wxsign.AlgorithmAESGCM, Ciphertext: ct, AssociatedData: "transaction", Nonce: "fdasflkja484"}.Open([]byte(key))
+	if err != nil || string(ours) != theirs {
+		t.Fatalf("decryption disagrees with wechatpay-go: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/wxnotify"
 )
 
 // Event types with domain effects, and the channel each belongs to.
@@ -50,30 +51,6 @@ type effect struct {
 	superseded []string
 	stateAttr  string
 	summary    map[string]any // detail of the domain event
-}
-
-// TransactionPayload is the decrypted TRANSACTION.SUCCESS resource.
-type TransactionPayload struct {
-	AppID          string `json:"appid"`
-	MchID          string `json:"mchid"`
-	OutTradeNo     string `json:"out_trade_no"`
-	TransactionID  string `json:"transaction_id"`
-	TradeType      string `json:"trade_type"`
-	TradeState     string `json:"trade_state"`
-	TradeStateDesc string `json:"trade_state_desc"`
-	BankType       string `json:"bank_type"`
-	Attach         string `json:"attach"`
-	SuccessTime    string `json:"success_time"`
-	Payer          struct {
-		OpenID string `json:"openid"`
-	} `json:"payer"`
-	Amount struct {
-		Total         int64  `json:"total"`
-		PayerTotal    int64  `json:"payer_total"`
-		Currency      string `json:"currency"`
-		PayerCurrency string `json:"payer_currency"`
-	} `json:"amount"`
-	PromotionDetail []ledger.Promotion `json:"promotion_detail"`
 }
 
 // RefundPayload is the decrypted REFUND.* resource.
@@ -162,8 +139,8 @@ func decide(eventType string, plain []byte, now time.Time) (*effect, error) {
 	stamp := ledger.WechatTime(now)
 	switch eventType {
 	case EventTransactionSuccess:
-		var p TransactionPayload
-		if err := json.Unmarshal(plain, &p); err != nil {
+		p, err := wxnotify.DecodeTransaction(plain)
+		if err != nil {
 			return nil, fmt.Errorf("%w: %w", errPayload, err)
 		}
 		if err := required(map[string]string{"out_trade_no": p.OutTradeNo, "transaction_id": p.TransactionID, "success_time": p.SuccessTime}); err != nil {
@@ -178,8 +155,8 @@ func decide(eventType string, plain []byte, now time.Time) (*effect, error) {
 		}
 		promos := make([]ledger.Promotion, len(p.PromotionDetail))
 		for i, pr := range p.PromotionDetail {
-			pr.Type = ledger.NormalizeCouponType(pr.Type)
-			promos[i] = pr
+			promos[i] = ledger.Promotion(pr)
+			promos[i].Type = ledger.NormalizeCouponType(pr.Type)
 		}
 		coupon, noCash, settlement := ledger.Settlement(p.Amount.Total, promos)
 		set := map[string]any{
