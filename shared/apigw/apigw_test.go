@@ -68,7 +68,7 @@ func TestRouter(t *testing.T) {
 		{"malformed JSON", event("POST", "/things/7", "$default", `{"amount":`, false, nil), 400, apigw.CodeInvalidRequest, ""},
 		{"empty body", event("POST", "/things/7", "$default", ``, false, nil), 400, apigw.CodeInvalidRequest, ""},
 		{"trailing data", event("POST", "/things/7", "$default", `{"amount":1}{}`, false, nil), 400, apigw.CodeInvalidRequest, ""},
-		{"huge body", event("POST", "/things/7", "$default", `{"amount":1,"pad":"` + strings.Repeat("a", apigw.MaxBodyBytes) + `"}`, false, nil), 413, apigw.CodeTooLarge, ""},
+		{"huge body", event("POST", "/things/7", "$default", `{"amount":1,"pad":"`+strings.Repeat("a", apigw.MaxBodyBytes)+`"}`, false, nil), 413, apigw.CodeTooLarge, ""},
 		{"unknown route", event("GET", "/nope", "GET /nope", "", false, nil), 404, apigw.CodeNotFound, ""},
 		{"wrong method", event("GET", "/things/7", "$default", "", false, nil), 404, apigw.CodeNotFound, ""},
 		{"internal error hidden", event("GET", "/fail", "GET /fail", "", false, nil), 500, apigw.CodeInternal, `{"code":"INTERNAL_ERROR","message":"internal error"}`},

@@ -27,7 +27,9 @@ func Day(t time.Time) string { return t.In(Shanghai).Format(time.DateOnly) }
 func OrderKey(outTradeNo string) store.Key { return store.Key{PK: "ORDER#" + outTradeNo, SK: "STATE"} }
 
 // RefundKey addresses a refund by out_refund_no.
-func RefundKey(outRefundNo string) store.Key { return store.Key{PK: "REFUND#" + outRefundNo, SK: "STATE"} }
+func RefundKey(outRefundNo string) store.Key {
+	return store.Key{PK: "REFUND#" + outRefundNo, SK: "STATE"}
+}
 
 // PayScoreOrderKey addresses a Pay Score service order by out_order_no.
 func PayScoreOrderKey(outOrderNo string) store.Key {
