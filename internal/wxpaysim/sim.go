@@ -272,13 +272,7 @@ const (
 )
 
 // resourceNonce is the 12-character AEAD_AES_256_GCM nonce of a resource.
-func resourceNonce() (string, error) {
-	n, err := wxsign.Nonce(rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	return n[:12], nil
-}
+func resourceNonce() (string, error) { return wxsign.NonceN(rand.Reader, 12) }
 
 // randomString returns n characters of alphabet from crypto/rand.
 func randomString(n int, alphabet string) (string, error) {

@@ -204,12 +204,10 @@ func (s *Sim) authenticate(method, uri string, body []byte, auth wxsign.Authoriz
 	if auth.Serial != cfg.CertSerial {
 		return signError("商户证书序列号有误 (serial_no %s is not the API certificate serial of merchant %s)", auth.Serial, cfg.MchID)
 	}
-	skew := s.Now().Sub(time.Unix(auth.Timestamp, 0))
-	if skew >= wxsign.MaxSkew || skew <= -wxsign.MaxSkew {
-		return signError("签名时间戳已过期 (timestamp expired: %s away from the server clock, allowed ±5m)", skew.Round(time.Second))
-	}
-	msg := wxsign.RequestMessage(method, uri, auth.Timestamp, auth.Nonce, body)
-	if err := wxsign.VerifySignature(cfg.PublicKey, msg, auth.Signature); err != nil {
+	if err := auth.Verify(cfg.PublicKey, method, uri, body, s.Now()); err != nil {
+		if errors.Is(err, wxsign.ErrStale) {
+			return signError("签名时间戳已过期 (timestamp expired: %v, allowed ±5m)", err)
+		}
 		return signError("错误的签名，验签失败 (signature over %q does not verify: %v)", method+" "+uri, err)
 	}
 	return nil

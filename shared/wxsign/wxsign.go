@@ -187,9 +187,8 @@ func (h SignatureHeaders) Verify(ctx context.Context, keys KeyLookup, now time.T
 	if err != nil {
 		return fmt.Errorf("%w: Wechatpay-Timestamp is not unix seconds", ErrMalformed)
 	}
-	skew := now.Sub(time.Unix(ts, 0))
-	if skew >= MaxSkew || skew <= -MaxSkew {
-		return fmt.Errorf("%w: skew %s", ErrStale, skew.Round(time.Second))
+	if err := Fresh(now, ts); err != nil {
+		return err
 	}
 	pub, err := keys(ctx, h.Serial)
 	if err != nil {
@@ -209,6 +208,26 @@ func (h SignatureHeaders) Verify(ctx context.Context, keys KeyLookup, now time.T
 }
 
 var newline = []byte{'\n'}
+
+// Fresh returns ErrStale when the unix timestamp ts is MaxSkew or more away
+// from now, in either direction.
+func Fresh(now time.Time, ts int64) error {
+	skew := now.Sub(time.Unix(ts, 0))
+	if skew >= MaxSkew || skew <= -MaxSkew {
+		return fmt.Errorf("%w: %s away from the clock", ErrStale, skew.Round(time.Second))
+	}
+	return nil
+}
+
+// Verify checks a request's Authorization (server side): the timestamp
+// window, then the signature over METHOD\nURI\nts\nnonce\nbody\n with the
+// merchant's API certificate key.
+func (a Authorization) Verify(pub *rsa.PublicKey, method, requestURI string, body []byte, now time.Time) error {
+	if err := Fresh(now, a.Timestamp); err != nil {
+		return err
+	}
+	return VerifySignature(pub, RequestMessage(method, requestURI, a.Timestamp, a.Nonce, body), a.Signature)
+}
 
 // SignResponse produces the signature headers for body (simulator side and
 // tests): serial is the public key id or platform certificate serial.
@@ -283,9 +302,14 @@ func ParseAuthorization(h string) (Authorization, error) {
 
 // Nonce returns NonceLength characters of [0-9A-Za-z] read from r
 // (crypto/rand.Reader in production, a fixed reader in tests).
-func Nonce(r io.Reader) (string, error) {
+func Nonce(r io.Reader) (string, error) { return NonceN(r, NonceLength) }
+
+// NonceN returns n characters of [0-9A-Za-z] read from r (12 for resource
+// nonces). Byte % 62 is slightly biased; nonces need uniqueness, not
+// uniformity, and 32 characters carry ~190 bits either way.
+func NonceN(r io.Reader, n int) (string, error) {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	buf := make([]byte, NonceLength)
+	buf := make([]byte, n)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return "", fmt.Errorf("wxsign: nonce: %w", err)
 	}
@@ -343,6 +367,9 @@ func (r Resource) Open(apiV3Key []byte) ([]byte, error) {
 func Seal(apiV3Key []byte, nonce, associatedData, originalType string, plaintext []byte) (Resource, error) {
 	if len(nonce) != 12 {
 		return Resource{}, errors.New("wxsign: seal: nonce must be 12 bytes")
+	}
+	if len(apiV3Key) != 32 {
+		return Resource{}, errors.New("wxsign: seal: the APIv3 key must be 32 bytes")
 	}
 	block, err := aes.NewCipher(apiV3Key)
 	if err != nil {
