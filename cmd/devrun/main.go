@@ -1,32 +1,27 @@
 // Command devrun is `make dev`: the whole bundle on localhost.
 //
 // It starts DynamoDB Local (127.0.0.1:8000 unless DYNAMODB_ENDPOINT names a
-// running one), creates the table, generates TEST merchant keys under
-// .local/dev, and serves every HTTP route of the five functions on
-// 127.0.0.1:3000 through a local front door that builds the same API Gateway
-// v2 events Lambda receives. Ctrl-C stops everything.
+// running one), creates the table, loads or generates TEST merchant and
+// platform keys under .local/dev, starts the WeChat Pay simulator
+// (127.0.0.1:8787, admin API under /sim/) and serves every HTTP route of the
+// five functions on 127.0.0.1:3000 through a local front door that builds
+// the same API Gateway v2 events Lambda receives. The simulator's
+// notifications flow back to the front door's /notify/{channel}. Ctrl-C
+// stops everything.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sort"
 	"syscall"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/wxpay-serverless/wxpay-serverless/internal/ddblocal"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/devstack"
-	"github.com/wxpay-serverless/wxpay-serverless/internal/frontdoor"
-	"github.com/wxpay-serverless/wxpay-serverless/shared/coldstart"
+	"github.com/wxpay-serverless/wxpay-serverless/internal/stack"
 )
 
 func main() {
@@ -38,6 +33,7 @@ func main() {
 
 func run() error {
 	addr := flag.String("addr", "127.0.0.1:3000", "front door address")
+	simAddr := flag.String("sim", "127.0.0.1:8787", "WeChat Pay simulator address")
 	ddbPort := flag.Int("ddb-port", 8000, "DynamoDB Local port")
 	table := flag.String("table", devstack.DefaultTable, "table name")
 	flag.Parse()
@@ -58,46 +54,27 @@ func run() error {
 		defer srv.Stop()
 		endpoint = srv.Endpoint
 	}
-	if err := devstack.EnsureTable(ctx, endpoint, *table); err != nil {
-		return err
-	}
 	paths, m, p, err := devstack.EnsureSecret(root)
 	if err != nil {
 		return err
 	}
-	vars := map[string]string{
-		coldstart.EnvTableName:  *table,
-		coldstart.EnvSecretFile: paths.SecretFile,
-		coldstart.EnvLogLevel:   "INFO",
-	}
-	env, err := coldstart.Load(ctx, "devrun", func(k string) string { return vars[k] }, coldstart.Options{AWSOptions: []func(*config.LoadOptions) error{
-		config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("AKIDLOCAL", "SECRETLOCAL", "")),
-		config.WithBaseEndpoint(endpoint),
-	}})
+	s, err := stack.Start(ctx, stack.Options{DynamoDBEndpoint: endpoint, Table: *table, Merchant: m, Platform: p,
+		SimAddr: *simAddr, FrontAddr: *addr, Log: os.Stdout})
 	if err != nil {
 		return err
 	}
-	targets := frontdoor.AllFunctions(env.Deps())
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return err
-	}
-	server := &http.Server{Handler: frontdoor.New(targets...), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = server.Shutdown(shutdown)
-	}()
+	defer s.Close()
 
 	fmt.Println()
 	fmt.Println("wxpay-serverless dev stack")
-	fmt.Printf("  front door     http://%s  (every HTTP API route of the five functions)\n", ln.Addr())
-	fmt.Printf("  DynamoDB Local %s  table %s\n", endpoint, *table)
-	fmt.Printf("  TEST merchant  mchid %s, public key id %s (keys in %s)\n", m.MchID, p.PublicKeyID, paths.KeyBundle)
+	fmt.Printf("  front door      %s  (every HTTP API route of the five functions)\n", s.FrontURL)
+	fmt.Printf("  WeChat Pay sim  %s  (APIv3 under /v3/, admin API under %s/sim/)\n", s.SimURL, s.SimURL)
+	fmt.Printf("  notifications   simulator -> %s/notify/{payments,refunds,payscore,coupons}\n", s.FrontURL)
+	fmt.Printf("  DynamoDB Local  %s  table %s\n", endpoint, *table)
+	fmt.Printf("  TEST merchant   mchid %s, appid %s, public key id %s\n", m.MchID, m.AppID, p.PublicKeyID)
+	fmt.Printf("                  keys %s, secret %s\n", paths.KeyBundle, paths.SecretFile)
 	var routes []string
-	for _, t := range targets {
+	for _, t := range s.Targets {
 		for _, r := range t.Routes {
 			routes = append(routes, fmt.Sprintf("    %-7s %-55s -> %s", r.Method, r.Path, t.Function))
 		}
@@ -107,9 +84,8 @@ func run() error {
 	for _, r := range routes {
 		fmt.Println(r)
 	}
-	fmt.Printf("\n  try: curl -s http://%s/payscore/health\n  Ctrl-C stops everything.\n\n", ln.Addr())
-	if err := server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
+	fmt.Printf("\n  try: curl -s %s/payscore/health\n       curl -s %s/sim/info\n  Ctrl-C stops everything.\n\n", s.FrontURL, s.SimURL)
+	<-ctx.Done()
+	fmt.Println("stopping ...")
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/shared/metrics"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/secrets"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/wxpay"
 )
 
 // Credentials is the part of the secrets cache handlers use (*secrets.Cache).
@@ -50,6 +51,27 @@ type Deps struct {
 	Events domainevent.Publisher
 	// Metrics writes CloudWatch EMF lines; nil discards.
 	Metrics *metrics.EMF
+	// WeChat is the APIv3 client (production host, or the simulator locally).
+	WeChat *wxpay.Client
+	// NotifyBaseURL is where WeChat Pay reaches the notify function:
+	// notify_url = NotifyBaseURL + "/" + channel. Empty in AWS unless the
+	// NotifyBaseURL parameter is set; then NotifyURL derives it from the
+	// request (the API's own domain and stage).
+	NotifyBaseURL string
+}
+
+// NotifyURL is the notify_url for channel (payments, refunds, payscore,
+// coupons) given the API Gateway request being served.
+func (d Deps) NotifyURL(req *apigw.Request, channel string) string {
+	if d.NotifyBaseURL != "" {
+		return d.NotifyBaseURL + "/" + channel
+	}
+	rc := req.Event.RequestContext
+	base := "https://" + rc.DomainName
+	if rc.Stage != "" && rc.Stage != "$default" {
+		base += "/" + rc.Stage
+	}
+	return base + "/notify/" + channel
 }
 
 // Logger returns the configured logger or one that discards.

@@ -29,6 +29,7 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/metrics"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/secrets"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/wxpay"
 )
 
 // DefaultWechatPayBaseURL is the production API host; the simulator's URL
@@ -120,6 +121,7 @@ type Env struct {
 	Log      *slog.Logger
 	Events   domainevent.Publisher // nil without EVENT_BUS_NAME
 	Metrics  *metrics.EMF
+	WeChat   *wxpay.Client
 }
 
 // Options adjust Load for tests and local tools.
@@ -158,7 +160,8 @@ func Load(ctx context.Context, function string, getenv func(string) string, opts
 		return nil, fmt.Errorf("coldstart: load merchant credentials: %w", err)
 	}
 	env := &Env{Config: cfg, AWS: awsCfg, DynamoDB: db, Store: ddbstore.New(db, cfg.TableName), Secrets: cache, Log: log,
-		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: out}}
+		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: out},
+		WeChat:  wxpay.New(wxpay.Config{Credentials: cache, BaseURL: cfg.WechatPayBaseURL})}
 	if cfg.EventBusName != "" {
 		env.Events = &domainevent.EventBridge{API: eventbridge.NewFromConfig(awsCfg), Bus: cfg.EventBusName}
 	}
@@ -167,5 +170,6 @@ func Load(ctx context.Context, function string, getenv func(string) string, opts
 
 // Deps returns the handler dependencies.
 func (e *Env) Deps() app.Deps {
-	return app.Deps{Store: e.Store, Secrets: e.Secrets, Log: e.Log, Now: time.Now, Events: e.Events, Metrics: e.Metrics}
+	return app.Deps{Store: e.Store, Secrets: e.Secrets, Log: e.Log, Now: time.Now, Events: e.Events, Metrics: e.Metrics,
+		WeChat: e.WeChat, NotifyBaseURL: e.Config.NotifyBaseURL}
 }
