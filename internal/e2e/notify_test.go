@@ -117,3 +117,13 @@ func TestCorruptedDeliveriesRetriedUntilAccepted(t *testing.T) {
 		}
 	}
 }
+
+func TestHealthThroughFrontDoor(t *testing.T) {
+	w := newWorld(t, stackOptions())
+	for _, fn := range []string{"payscore", "coupons", "payments", "billing"} {
+		var rep map[string]any
+		if status := w.call(t, http.MethodGet, "/"+fn+"/health", nil, &rep); status != http.StatusOK || rep["status"] != "ok" {
+			t.Fatalf("GET /%s/health = %d %v", fn, status, rep)
+		}
+	}
+}

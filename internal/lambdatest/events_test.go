@@ -64,28 +64,17 @@ func healthy(fn string) check {
 }
 
 // expectations lists every sample event and what its handler must answer.
-// A file without an entry, or an entry without a file, fails the test.
-var expectations = map[string]check{
-	"notify/payments-unverified.json":   httpStatus(http.StatusUnauthorized, "MALFORMED_SIGNATURE"),
-	"notify/unknown-channel.json":       httpStatus(http.StatusNotFound, apigw.CodeNotFound),
-	"payscore/health.json":              healthy("payscore"),
-	"payscore/create-order.json":        httpStatus(http.StatusNotImplemented, apigw.CodeNotImplemented),
-	"coupons/health.json":               healthy("coupons"),
-	"coupons/use-coupon.json":           httpStatus(http.StatusNotImplemented, apigw.CodeNotImplemented),
-	"payments/health.json":              healthy("payments"),
-	"payments/get-order.json":           httpStatus(http.StatusNotImplemented, apigw.CodeNotImplemented),
-	"billing/health.json":               healthy("billing"),
-	"billing/rerun-reconciliation.json": httpStatus(http.StatusNotImplemented, apigw.CodeNotImplemented),
-	"billing/schedule-daily.json": func(t *testing.T, out []byte) {
-		var res billing.JobResult
-		if err := lambdatest.DecodeStrict(out, &res); err != nil {
-			t.Fatalf("schedule result: %v\n%s", err, out)
+// A file without an entry, or an entry without a file, fails the test. Each
+// function's entries live in expect_<fn>_test.go.
+func expectations() map[string]check {
+	all := map[string]check{}
+	for _, part := range []map[string]check{notifyExpectations(), payscoreExpectations(), couponsExpectations(),
+		paymentsExpectations(), billingExpectations()} {
+		for k, v := range part {
+			all[k] = v
 		}
-		// 2026-11-23T02:00:00Z is 10:00 in Shanghai: the previous Shanghai day.
-		if res.Job != billing.JobDailyBills || res.BillDate != "2026-11-22" {
-			t.Fatalf("schedule result = %+v, want daily-bills for 2026-11-22", res)
-		}
-	},
+	}
+	return all
 }
 
 func TestSampleEvents(t *testing.T) {
@@ -110,6 +99,7 @@ func TestSampleEvents(t *testing.T) {
 		"billing":  {func() any { return new(billing.Event) }, billing.New(env.Deps).Handle},
 	}
 	seen := map[string]bool{}
+	expect := expectations()
 	for _, f := range files {
 		seen[f.Key()] = true
 		t.Run(f.Key(), func(t *testing.T) {
@@ -117,7 +107,7 @@ func TestSampleEvents(t *testing.T) {
 			if !ok {
 				t.Fatalf("events/%s has no function", f.Function)
 			}
-			want, ok := expectations[f.Key()]
+			want, ok := expect[f.Key()]
 			if !ok {
 				t.Fatalf("no expectation for %s: add one so the event is really exercised", f.Key())
 			}
@@ -141,7 +131,7 @@ func TestSampleEvents(t *testing.T) {
 			want(t, out)
 		})
 	}
-	for key := range expectations {
+	for key := range expect {
 		if !seen[key] {
 			t.Errorf("expectation for %s has no event file", key)
 		}

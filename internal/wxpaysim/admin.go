@@ -87,7 +87,7 @@ type adminRoute struct {
 }
 
 func (s *Sim) adminRoutes() []adminRoute {
-	return []adminRoute{
+	routes := []adminRoute{
 		{http.MethodGet, "/sim", "this index", s.adminIndex},
 		{http.MethodPost, "/sim/reset", "forget orders, faults, records, notifications (merchants and clock stay)", s.adminReset},
 		{http.MethodGet, "/sim/info", "platform key ids and PEMs, sim time, merchants", s.adminInfo},
@@ -102,6 +102,11 @@ func (s *Sim) adminRoutes() []adminRoute {
 		{http.MethodPost, "/sim/clock/advance", "move the sim clock {seconds}", s.adminAdvance},
 		{http.MethodPost, "/sim/users/pay", "a user pays an order {mchid,out_trade_no,openid?,bank_type?,promotions?}", s.adminPay},
 	}
+	// Each product adds its user-side actions in its own file.
+	for _, more := range [][]adminRoute{s.refundAdminRoutes(), s.payscoreAdminRoutes(), s.busifavorAdminRoutes(), s.paygiftAdminRoutes(), s.billAdminRoutes()} {
+		routes = append(routes, more...)
+	}
+	return routes
 }
 
 // serveAdmin serves the unauthenticated admin API.

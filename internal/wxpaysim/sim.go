@@ -165,7 +165,7 @@ func New(cfg Config) (*Sim, error) {
 	s.unknownSerial = serial
 	s.rootCtx, s.rootCancel = context.WithCancel(context.Background())
 	s.genCtx, s.genCancel = context.WithCancel(s.rootCtx)
-	for _, table := range [][]route{s.certificateRoutes(), s.paymentRoutes()} {
+	for _, table := range [][]route{s.certificateRoutes(), s.paymentRoutes(), s.refundRoutes(), s.payscoreRoutes(), s.busifavorRoutes(), s.paygiftRoutes(), s.billRoutes()} {
 		s.routes = append(s.routes, table...)
 	}
 	return s, nil
