@@ -16,8 +16,9 @@ import (
 // a duplicate key keeps the last value, as encoding/json does. Strings with
 // escapes fall back to encoding/json for that literal. Anything that is not
 // a well-formed JSON object is rejected.
-func parseEnvelope(b []byte) (Envelope, error) {
+func parseEnvelope(b []byte) (Envelope, []byte, error) {
 	var env Envelope
+	var ciphertext []byte
 	p := parser{b: b}
 	err := p.object(func(key []byte) error {
 		switch string(key) {
@@ -37,7 +38,9 @@ func parseEnvelope(b []byte) (Envelope, error) {
 				case "algorithm":
 					return p.str(&env.Resource.Algorithm)
 				case "ciphertext":
-					return p.str(&env.Resource.Ciphertext)
+					raw, err := p.raw()
+					ciphertext = raw
+					return err
 				case "associated_data":
 					return p.str(&env.Resource.AssociatedData)
 				case "nonce":
@@ -51,13 +54,13 @@ func parseEnvelope(b []byte) (Envelope, error) {
 		return p.skip(0)
 	})
 	if err != nil {
-		return Envelope{}, err
+		return Envelope{}, nil, err
 	}
 	p.ws()
 	if p.i != len(p.b) {
-		return Envelope{}, errors.New("data after the JSON object")
+		return Envelope{}, nil, errors.New("data after the JSON object")
 	}
-	return env, nil
+	return env, ciphertext, nil
 }
 
 type parser struct {

@@ -11,9 +11,11 @@ package wxnotify
 
 import (
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/wxsign"
@@ -25,7 +27,8 @@ var (
 	ErrBody = errors.New("wxnotify: body is not a notification envelope")
 )
 
-// Envelope is the outer, unencrypted notification.
+// Envelope is the outer, unencrypted notification. Parse leaves
+// Resource.Ciphertext empty: it decrypts straight from the body bytes.
 type Envelope struct {
 	ID           string          `json:"id"`
 	CreateTime   string          `json:"create_time"`
@@ -42,11 +45,32 @@ type Notification struct {
 	Plaintext json.RawMessage // the decrypted resource, kept verbatim for audit
 }
 
-// Verifier checks notifications.
+// Verifier checks notifications. Build one per container and reuse it: it
+// keeps the AES-GCM cipher of the current APIv3 key.
 type Verifier struct {
 	Keys     wxsign.KeyLookup
 	APIv3Key func(ctx context.Context) ([]byte, error)
 	Now      func() time.Time // nil: time.Now
+
+	aead atomic.Pointer[keyedAEAD]
+}
+
+type keyedAEAD struct {
+	key  string
+	aead cipher.AEAD
+}
+
+// cipherFor returns the AEAD of key, rebuilding it when the key rotates.
+func (v *Verifier) cipherFor(key []byte) (cipher.AEAD, error) {
+	if c := v.aead.Load(); c != nil && c.key == string(key) {
+		return c.aead, nil
+	}
+	aead, err := wxsign.NewAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	v.aead.Store(&keyedAEAD{key: string(key), aead: aead})
+	return aead, nil
 }
 
 // Parse verifies and decrypts one notification. Errors match the wxsign
@@ -61,18 +85,23 @@ func (v *Verifier) Parse(ctx context.Context, header func(string) string, body [
 	if err := h.Verify(ctx, v.Keys, now(), body); err != nil {
 		return nil, err
 	}
-	env, err := parseEnvelope(body)
+	env, ciphertext, err := parseEnvelope(body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBody, err)
 	}
-	if env.ID == "" || env.EventType == "" || env.Resource.Ciphertext == "" {
+	if env.ID == "" || env.EventType == "" || len(ciphertext) == 0 {
 		return nil, fmt.Errorf("%w: id, event_type and resource.ciphertext are required", ErrBody)
 	}
 	key, err := v.APIv3Key(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("wxnotify: APIv3 key: %w", err)
 	}
-	plain, err := env.Resource.Open(key)
+	aead, err := v.cipherFor(key)
+	if err != nil {
+		return nil, err
+	}
+	r := env.Resource
+	plain, err := wxsign.OpenResource(aead, r.Algorithm, r.Nonce, r.AssociatedData, ciphertext)
 	if err != nil {
 		return nil, err
 	}

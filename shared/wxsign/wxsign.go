@@ -328,23 +328,11 @@ type Resource struct {
 	OriginalType   string `json:"original_type,omitempty"`
 }
 
-// Open decrypts a resource with the APIv3 key. It is the []byte form of
-// wechatpay-go's utils.DecryptAES256GCM (no string round trips on the
-// notification hot path); the known-answer test checks it against Node's
-// crypto and the SDK.
-func (r Resource) Open(apiV3Key []byte) ([]byte, error) {
-	if r.Algorithm != AlgorithmAESGCM {
-		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, r.Algorithm)
-	}
+// NewAEAD prepares AES-256-GCM for an APIv3 key (reusable, safe for
+// concurrent use).
+func NewAEAD(apiV3Key []byte) (cipher.AEAD, error) {
 	if len(apiV3Key) != 32 {
 		return nil, fmt.Errorf("%w: the APIv3 key must be 32 bytes", ErrDecrypt)
-	}
-	if len(r.Nonce) != 12 {
-		return nil, fmt.Errorf("%w: nonce must be 12 bytes", ErrDecrypt)
-	}
-	ct, err := base64.StdEncoding.DecodeString(r.Ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("%w: ciphertext is not base64", ErrDecrypt)
 	}
 	block, err := aes.NewCipher(apiV3Key)
 	if err != nil {
@@ -354,7 +342,37 @@ func (r Resource) Open(apiV3Key []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDecrypt, err)
 	}
-	plain, err := gcm.Open(ct[:0], []byte(r.Nonce), ct, []byte(r.AssociatedData))
+	return gcm, nil
+}
+
+// Open decrypts a resource with the APIv3 key. It is the []byte form of
+// wechatpay-go's utils.DecryptAES256GCM (no string round trips on the
+// notification hot path); the known-answer test checks it against Node's
+// crypto and the SDK.
+func (r Resource) Open(apiV3Key []byte) ([]byte, error) {
+	aead, err := NewAEAD(apiV3Key)
+	if err != nil {
+		return nil, err
+	}
+	return OpenResource(aead, r.Algorithm, r.Nonce, r.AssociatedData, []byte(r.Ciphertext))
+}
+
+// OpenResource decrypts base64(ciphertext || tag) with a prepared AEAD. The
+// ciphertext is decoded from bytes so a caller holding the raw notification
+// body needs no string copy of it.
+func OpenResource(aead cipher.AEAD, algorithm, nonce, associatedData string, ciphertextB64 []byte) ([]byte, error) {
+	if algorithm != AlgorithmAESGCM {
+		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, algorithm)
+	}
+	if len(nonce) != aead.NonceSize() {
+		return nil, fmt.Errorf("%w: nonce must be 12 bytes", ErrDecrypt)
+	}
+	ct := make([]byte, base64.StdEncoding.DecodedLen(len(ciphertextB64)))
+	n, err := base64.StdEncoding.Decode(ct, ciphertextB64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ciphertext is not base64", ErrDecrypt)
+	}
+	plain, err := aead.Open(ct[:0], []byte(nonce), ct[:n], []byte(associatedData))
 	if err != nil {
 		return nil, ErrDecrypt
 	}
