@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/internal/ddblocal"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/devstack"
@@ -84,7 +86,17 @@ func run() error {
 	for _, r := range routes {
 		fmt.Println(r)
 	}
-	fmt.Printf("\n  try: curl -s %s/payscore/health\n       curl -s %s/sim/info\n  Ctrl-C stops everything.\n\n", s.FrontURL, s.SimURL)
+	token, err := s.Token(12 * time.Hour)
+	if err != nil {
+		return err
+	}
+	tokenFile := filepath.Join(paths.Dir, "dev-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("  dev JWT (scopes wxpay/app wxpay/admin, 12 h; also in %s):\n    %s\n", tokenFile, token)
+	fmt.Printf("\n  try: curl -s -H \"Authorization: Bearer $(cat %s)\" %s/payscore/health\n       curl -s %s/sim/info\n  Ctrl-C stops everything.\n\n",
+		tokenFile, s.FrontURL, s.SimURL)
 	<-ctx.Done()
 	fmt.Println("stopping ...")
 	return nil

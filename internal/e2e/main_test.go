@@ -59,6 +59,11 @@ func (w *world) call(t *testing.T, method, path string, in, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	token, err := w.Token(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ package frontdoor
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -30,12 +31,19 @@ type Target struct {
 // Door routes requests to targets by method and path template.
 type Door struct {
 	targets []Target
+	auth    *Authorizer // nil: no JWT checks (unit tests of handlers only)
 	now     func() time.Time
 	seq     atomic.Int64
 }
 
-// New builds a door over targets.
+// New builds a door over targets without JWT checks.
 func New(targets ...Target) *Door { return &Door{targets: targets, now: time.Now} }
+
+// NewWithAuthorizer builds a door that enforces JWTs on every route with a
+// scope, as the HTTP API's JWT authorizer does in AWS.
+func NewWithAuthorizer(auth *Authorizer, targets ...Target) *Door {
+	return &Door{targets: targets, auth: auth, now: time.Now}
+}
 
 // ServeHTTP implements http.Handler.
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -50,6 +58,19 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := d.Event(r, route, params, body)
+	if d.auth != nil && route.Scope != apigw.ScopeNone {
+		jwt, err := d.auth.Check(r.Header.Get("Authorization"), route.Scope)
+		switch {
+		case errors.Is(err, ErrForbidden):
+			writeJSON(w, http.StatusForbidden, `{"message":"Forbidden"}`)
+			return
+		case err != nil:
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeJSON(w, http.StatusUnauthorized, `{"message":"Unauthorized"}`)
+			return
+		}
+		e.RequestContext.Authorizer = &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{JWT: jwt}
+	}
 	resp, err := tgt.Handle(r.Context(), e)
 	if err != nil {
 		// A Go error from an HTTP function is an API Gateway 500.

@@ -23,6 +23,7 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/internal/frontdoor"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/testkeys"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/wxpaysim"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ddbstore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
@@ -45,6 +46,9 @@ type Options struct {
 	Log              io.Writer          // handler logs; default discard
 	Events           domainevent.Publisher
 	Now              func() time.Time // handler clock; default time.Now
+	// Authorizer checks JWTs at the front door like the HTTP API's JWT
+	// authorizer; nil generates a TEST dev issuer.
+	Authorizer *frontdoor.Authorizer
 }
 
 // Stack is a running bundle.
@@ -60,6 +64,7 @@ type Stack struct {
 	Secrets   *secrets.Cache
 	Targets   []frontdoor.Target
 	Client    *wxpay.Client
+	Auth      *frontdoor.Authorizer
 	dir       string
 	simSrv    *http.Server
 	frontSrv  *http.Server
@@ -139,8 +144,14 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: logOut}, WeChat: s.Client, NotifyBaseURL: s.FrontURL + "/notify"}
 	s.Targets = frontdoor.AllFunctions(s.Deps)
 
+	s.Auth = o.Authorizer
+	if s.Auth == nil {
+		if s.Auth, err = frontdoor.NewDevAuthorizer(); err != nil {
+			return nil, err
+		}
+	}
 	s.simSrv = &http.Server{Handler: s.Sim, ReadHeaderTimeout: 10 * time.Second}
-	s.frontSrv = &http.Server{Handler: frontdoor.New(s.Targets...), ReadHeaderTimeout: 10 * time.Second}
+	s.frontSrv = &http.Server{Handler: frontdoor.NewWithAuthorizer(s.Auth, s.Targets...), ReadHeaderTimeout: 10 * time.Second}
 	go func() { s.serveErrs <- s.simSrv.Serve(simLn) }()
 	go func() { s.serveErrs <- s.frontSrv.Serve(frontLn) }()
 	return s, nil
@@ -151,6 +162,15 @@ func orDefault(addr string) string {
 		return "127.0.0.1:0"
 	}
 	return addr
+}
+
+// Token issues a dev JWT with the given scopes (both app and admin when
+// none are named), valid for ttl.
+func (s *Stack) Token(ttl time.Duration, scopes ...apigw.Scope) (string, error) {
+	if len(scopes) == 0 {
+		scopes = []apigw.Scope{apigw.ScopeApp, apigw.ScopeAdmin}
+	}
+	return s.Auth.Token("dev-merchant-backend", ttl, scopes...)
 }
 
 // Close stops the servers and the simulator's deliveries.
