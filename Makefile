@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 MAX_BOOTSTRAP_BYTES := 20971520
 
-.PHONY: all build test test-go bench lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev invoke clean \
+.PHONY: all build test test-go bench bench-instructions lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev invoke clean \
 	$(FUNCTIONS:%=build-%) build-NotifyFunction build-PayscoreFunction build-CouponsFunction build-PaymentsFunction build-BillingFunction
 
 all: build
@@ -101,3 +101,13 @@ invoke: ddb-install
 
 clean:
 	rm -rf dist .aws-sam .local/invoke
+
+## bench-instructions: the notification verify+decrypt+decode cost vs the floor in CPU instructions
+## (callgrind; repeatable on a busy machine, unlike ns/op). Needs valgrind (apt-get install -y valgrind).
+bench-instructions:
+	@$(GO) test -c -o .local/wxnotify.test ./shared/wxnotify
+	@cd shared/wxnotify && for b in Floor VerifyDecryptDecode WechatpayGoNotifyHandler; do \
+		one=$$(GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null ../../.local/wxnotify.test -test.run '^$$' -test.bench "^Benchmark$$b\$$" -test.benchtime 1x 2>&1 | awk '/Collected/{print $$4}'); \
+		many=$$(GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null ../../.local/wxnotify.test -test.run '^$$' -test.bench "^Benchmark$$b\$$" -test.benchtime 201x 2>&1 | awk '/Collected/{print $$4}'); \
+		echo "$$b $$(( (many - one) / 200 )) instructions/op"; \
+	done | awk '{print; if ($$1=="Floor") f=$$2; else printf "  %s / Floor = %.3f\n", $$1, $$2/f}'

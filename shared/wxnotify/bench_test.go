@@ -6,12 +6,14 @@ import (
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -40,10 +42,9 @@ type fixture struct {
 const plaintext = `{"mchid":"1900000109","appid":"wxd678efh567hg6787","out_trade_no":"1217752501201407033233368018","transaction_id":"4200000000000000000000000001","trade_type":"JSAPI","trade_state":"SUCCESS","trade_state_desc":"支付成功","bank_type":"OTHERS","attach":"","success_time":"2026-11-23T10:00:00+08:00","payer":{"openid":"oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},"amount":{"total":551,"payer_total":550,"currency":"CNY","payer_currency":"CNY"},"promotion_detail":[{"coupon_id":"109519","name":"单品惠-6","scope":"GLOBAL","type":"NOCASH","amount":1,"stock_id":"931386","wechatpay_contribute":0,"merchant_contribute":1,"other_contribute":0,"currency":"CNY"}]}`
 
 func newFixture(b *testing.B) *fixture {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		b.Fatal(err)
-	}
+	// A fixed TEST key (the known-answer platform key) keeps the setup
+	// deterministic, so instruction counts (callgrind) compare run to run.
+	key := testingKey(b)
 	apiKey := []byte("TESTKEY0123456789abcdefghijklmno")
 	res, err := wxsign.Seal(apiKey, "fdasflkja484", "transaction", "transaction", []byte(plaintext))
 	if err != nil {
@@ -112,6 +113,19 @@ func BenchmarkVerifyDecryptDecode(b *testing.B) {
 	}
 }
 
+func testingKey(b *testing.B) *rsa.PrivateKey {
+	raw, err := os.ReadFile("../wxsign/testdata/platform_key.testing.pem")
+	if err != nil {
+		b.Fatal(err)
+	}
+	blk, _ := pem.Decode(bytes.ReplaceAll(raw, []byte("TESTING KEY"), []byte("PRIVATE KEY")))
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return k.(*rsa.PrivateKey)
+}
+
 func lower(s string) string {
 	out := []byte(s)
 	for i, c := range out {
@@ -147,6 +161,29 @@ func BenchmarkWechatpayGoNotifyHandler(b *testing.B) {
 		req.Header.Set("Wechatpay-Serial", h.Serial)
 		content := map[string]any{}
 		if _, err := handler.ParseNotifyRequest(ctx, req, &content); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeTransaction isolates the typed decode of the payment resource.
+func BenchmarkDecodeTransaction(b *testing.B) {
+	in := []byte(plaintext)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := wxnotify.DecodeTransaction(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeTransactionEncodingJSON is the same decode with encoding/json.
+func BenchmarkDecodeTransactionEncodingJSON(b *testing.B) {
+	in := []byte(plaintext)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		var t wxnotify.Transaction
+		if err := json.Unmarshal(in, &t); err != nil {
 			b.Fatal(err)
 		}
 	}
