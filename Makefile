@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 MAX_BOOTSTRAP_BYTES := 20971520
 
-.PHONY: all build test test-go bench bench-instructions lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev invoke clean \
+.PHONY: all build test test-go bench bench-instructions soak lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev invoke clean \
 	$(FUNCTIONS:%=build-%) build-NotifyFunction build-PayscoreFunction build-CouponsFunction build-PaymentsFunction build-BillingFunction
 
 all: build
@@ -63,6 +63,10 @@ test-go:
 ## bench: benchmarks (speed/memory targets live here, never in timed tests)
 bench: deps
 	$(GO) run ./cmd/ddblocal -- $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+## soak: the notification storm (10,000 deliveries with duplicates, disorder and injected faults); prints lost=0 double=0
+soak: ddb-install
+	$(GO) run ./cmd/soak
 
 ## lint: gofmt, go vet, staticcheck (pinned)
 lint: fmt-check vet staticcheck

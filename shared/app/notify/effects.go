@@ -134,8 +134,28 @@ func required(fields map[string]string) error {
 	return nil
 }
 
-// decide maps a verified notification to its ledger effect.
+// decide maps a verified notification to its ledger effect. Every effect
+// also counts itself on the row (applied_<event type>): an audit trail of
+// how many notifications changed it, which the soak test checks is never
+// more than one per event type.
 func decide(eventType string, plain []byte, now time.Time) (*effect, error) {
+	eff, err := decideEffect(eventType, plain, now)
+	if err != nil {
+		return nil, err
+	}
+	if u, ok := eff.op.(*store.Update); ok {
+		if u.Add == nil {
+			u.Add = map[string]int64{}
+		}
+		u.Add[AppliedAttr(eventType)] = 1
+	}
+	return eff, nil
+}
+
+// AppliedAttr names the per-event-type application counter of a ledger row.
+func AppliedAttr(eventType string) string { return "applied_" + eventType }
+
+func decideEffect(eventType string, plain []byte, now time.Time) (*effect, error) {
 	stamp := ledger.WechatTime(now)
 	switch eventType {
 	case EventTransactionSuccess:
