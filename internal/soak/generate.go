@@ -57,7 +57,7 @@ func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *ra
 			if err := add(notify.EventTransactionSuccess, "payments", "transaction", no, map[string]any{
 				"appid": m.AppID, "mchid": m.MchID, "out_trade_no": no, "transaction_id": "42" + no, "trade_type": "JSAPI",
 				"trade_state": "SUCCESS", "bank_type": "OTHERS", "success_time": at(i), "payer": map[string]any{"openid": "o" + no},
-				"amount": map[string]any{"total": total, "payer_total": total - coupon, "currency": "CNY", "payer_currency": "CNY"},
+				"amount":           map[string]any{"total": total, "payer_total": total - coupon, "currency": "CNY", "payer_currency": "CNY"},
 				"promotion_detail": promos}); err != nil {
 				return nil, nil, err
 			}
