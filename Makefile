@@ -57,8 +57,13 @@ build-BillingFunction:  ; $(call sam_build,billing)
 ## (race detector on) against one DynamoDB Local started for the run.
 test: deps lint check-deps build test-go
 
+# go test -json lets cmd/testreport scan the output of every test, passing ones included, for secret
+# material (generated TEST keys, PEM private keys) while printing what plain go test prints.
 test-go:
-	$(GO) run ./cmd/ddblocal -- $(GO) test -race -count=1 -timeout 20m ./...
+	@mkdir -p .local
+	$(GO) build -o .local/bin/testreport ./cmd/testreport
+	$(GO) run ./cmd/ddblocal -- $(GO) test -race -count=1 -timeout 20m -json ./... > .local/test-report.json || true
+	.local/bin/testreport .local/test-report.json
 
 ## bench: benchmarks (speed/memory targets live here, never in timed tests)
 bench: deps
