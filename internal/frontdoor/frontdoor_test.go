@@ -44,7 +44,7 @@ func TestDoorServesEveryFunction(t *testing.T) {
 		{"POST", "/notify/nowhere", "{}", http.StatusNotFound, apigw.CodeNotFound},
 		{"GET", "/no/such/route", "", http.StatusNotFound, apigw.CodeNotFound},
 		{"DELETE", "/payscore/orders", "", http.StatusNotFound, apigw.CodeNotFound},
-		{"POST", "/payments/orders/ORDER1/close", "{}", http.StatusNotImplemented, apigw.CodeNotImplemented},
+		{"POST", "/payments/orders/ORDER1/close", "{}", http.StatusNotFound, apigw.CodeNotFound},
 		{"POST", "/payments/refunds", strings.Repeat("x", apigw.MaxBodyBytes+1), http.StatusRequestEntityTooLarge, apigw.CodeTooLarge},
 	}
 	for _, tc := range tests {

@@ -19,7 +19,7 @@ func AllFunctions(deps app.Deps) []Target {
 	n, ps, c, pm, b := notify.New(deps), payscore.New(deps), coupons.New(deps), payments.New(deps), billing.New(deps)
 	return []Target{
 		{Function: "notify", Routes: n.Routes(), Handle: n.Handle},
-		{Function: "payscore", Routes: ps.Routes(), Handle: ps.Handle},
+		PayscoreTarget(ps),
 		{Function: "coupons", Routes: c.Routes(), Handle: c.Handle},
 		{Function: "payments", Routes: pm.Routes(), Handle: pm.Handle},
 		{Function: "billing", Routes: b.Routes(), Handle: func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
@@ -31,4 +31,17 @@ func AllFunctions(deps app.Deps) []Target {
 			return resp, nil
 		}},
 	}
+}
+
+// PayscoreTarget adapts the payscore handler, whose Lambda entry point takes
+// the payscore.Event union (HTTP request or schedule input), to the door.
+func PayscoreTarget(h *payscore.Handler) Target {
+	return Target{Function: "payscore", Routes: h.Routes(), Handle: func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		out, err := h.Handle(ctx, payscore.Event{HTTP: &e})
+		if err != nil {
+			return events.APIGatewayV2HTTPResponse{}, err
+		}
+		resp, _ := out.(events.APIGatewayV2HTTPResponse)
+		return resp, nil
+	}}
 }

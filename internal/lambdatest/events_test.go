@@ -93,7 +93,7 @@ func TestSampleEvents(t *testing.T) {
 	}
 	targets := map[string]target{
 		"notify":   {func() any { return new(events.APIGatewayV2HTTPRequest) }, notify.New(env.Deps).Handle},
-		"payscore": {func() any { return new(events.APIGatewayV2HTTPRequest) }, payscore.New(env.Deps).Handle},
+		"payscore": {func() any { return new(payscore.Event) }, payscore.New(env.Deps).Handle},
 		"coupons":  {func() any { return new(events.APIGatewayV2HTTPRequest) }, coupons.New(env.Deps).Handle},
 		"payments": {func() any { return new(events.APIGatewayV2HTTPRequest) }, payments.New(env.Deps).Handle},
 		"billing":  {func() any { return new(billing.Event) }, billing.New(env.Deps).Handle},

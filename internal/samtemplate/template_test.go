@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"gopkg.in/yaml.v3"
@@ -58,6 +60,7 @@ func checks() []check {
 		{"scheduler-role", checkSchedulerRole},
 		{"schedule", checkSchedule},
 		{"billing", checkBilling},
+		{"payscore-sweep", checkPayscoreSweep},
 		{"table", checkTable},
 		{"bucket", checkBucket},
 		{"outputs", checkOutputs},
@@ -177,6 +180,16 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"YAML 1.1 boolean", `Mode: "OFF"`, "Mode: OFF", "yaml11", "OFF"},
 		{"default outside pattern", "    Default: dev\n", "    Default: Dev\n", "parameters", "Stage"},
 		{"secret pattern", `secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$`, `secret:.*$`, "parameters", "MerchantSecretArn"},
+		{"payscore sweep job", `{"job":"payscore-sweep"`, `{"job":"payscore-swept"`, "payscore-sweep", "payscore-swept"},
+		{"payscore sweep input field", `{"job":"payscore-sweep","scheduled_time":"<aws.scheduler.scheduled-time>"}'`, `{"job":"payscore-sweep","scheduled_time":"<aws.scheduler.scheduled-time>","age":"1h"}'`, "payscore-sweep", "age"},
+		{"payscore sweep target", "Arn: !GetAtt PayscoreFunction.Arn\n        RoleArn", "Arn: !GetAtt BillingFunction.Arn\n        RoleArn", "payscore-sweep", "PayscoreFunction"},
+		{"payscore sweep rate", `"rate(15 minutes)"`, `"rate(6 hours)"`, "payscore-sweep", "rate(6 hours)"},
+		{"payscore sweep timezone", "\"rate(15 minutes)\"\n      ScheduleExpressionTimezone: Asia/Shanghai", "\"rate(15 minutes)\"\n      ScheduleExpressionTimezone: UTC", "payscore-sweep", "UTC"},
+		{"payscore sweep dead letters", "DeadLetterConfig:\n          Arn: !GetAtt PayscoreDLQ.Arn", "DeadLetterConfig:\n          Arn: !GetAtt BillingDLQ.Arn", "payscore-sweep", "DeadLetterConfig"},
+		{"payscore function DLQ", "TargetArn: !GetAtt PayscoreDLQ.Arn", "TargetArn: !GetAtt BillingDLQ.Arn", "payscore-sweep", "DeadLetterQueue"},
+		{"payscore event age", "MaximumEventAgeInSeconds: 900", "MaximumEventAgeInSeconds: 21600", "payscore-sweep", "EventInvokeConfig"},
+		{"scheduler role cannot invoke payscore", "Resource: !GetAtt PayscoreFunction.Arn", "Resource: !GetAtt PaymentsFunction.Arn", "scheduler-role", "PayscoreFunction"},
+		{"missing payscore DLQ output", "  PayscoreDLQUrl:\n", "  PayscoreQueueUrl:\n", "outputs", "PayscoreDLQUrl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -852,7 +865,8 @@ func checkSchedulerRole(tpl *samtemplate.Template, _ []byte) []string {
 		stmts = append(stmts, samtemplate.PolicyStatements(dig(pol, "PolicyDocument"))...)
 	}
 	got := grants(stmts)
-	want := map[string]bool{"lambda:InvokeFunction on BillingFunction.Arn": true, "sqs:SendMessage on BillingDLQ.Arn": true}
+	want := map[string]bool{"lambda:InvokeFunction on BillingFunction.Arn": true, "sqs:SendMessage on BillingDLQ.Arn": true,
+		"lambda:InvokeFunction on PayscoreFunction.Arn": true, "sqs:SendMessage on PayscoreDLQ.Arn": true}
 	if !slices.Equal(sortedSet(got), sortedSet(want)) {
 		p.addf("SchedulerRole grants %q, want exactly %q", sortedSet(got), sortedSet(want))
 	}
@@ -963,6 +977,105 @@ func checkBilling(tpl *samtemplate.Template, _ []byte) []string {
 	}
 	if !found {
 		p.addf("no AWS::SQS::QueuePolicy on BillingDLQ allows scheduler.amazonaws.com sqs:SendMessage")
+	}
+	return p
+}
+
+// schedulerMayDeadLetter reports whether a queue policy lets EventBridge
+// Scheduler send to queue.
+func schedulerMayDeadLetter(tpl *samtemplate.Template, queue string) bool {
+	for _, id := range resourceIDs(tpl) {
+		r := tpl.Resources[id]
+		if r.Type != "AWS::SQS::QueuePolicy" || !slices.ContainsFunc(list(r.Properties["Queues"]), func(v any) bool { return refIs(v, queue) }) {
+			continue
+		}
+		for _, st := range samtemplate.PolicyStatements(r.Properties["PolicyDocument"]) {
+			if st.Effect == "Allow" && same(list(dig(st.Principal, "Service")), []any{"scheduler.amazonaws.com"}) &&
+				slices.Contains(st.Actions, "sqs:SendMessage") && len(st.Resources) == 1 && getAttIs(st.Resources[0], queue+".Arn") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkPayscoreSweep: the missed-callback sweep runs on a schedule well
+// inside payscore.DefaultSweepAge, in Asia/Shanghai, with an input the
+// payscore function decodes strictly; the function and the schedule
+// dead-letter to PayscoreDLQ and stale sweep events are dropped early.
+func checkPayscoreSweep(tpl *samtemplate.Template, _ []byte) []string {
+	var p problems
+	f, ok := tpl.Function(fnPayscore)
+	if !ok {
+		return []string{fnPayscore + ": missing"}
+	}
+	dlq := f.Properties["DeadLetterQueue"]
+	if dig(dlq, "Type") != "SQS" || !getAttIs(dig(dlq, "TargetArn"), "PayscoreDLQ.Arn") {
+		p.addf("%s.DeadLetterQueue = %s, want Type SQS, TargetArn !GetAtt PayscoreDLQ.Arn", fnPayscore, show(dlq))
+	}
+	eic := f.Properties["EventInvokeConfig"]
+	retries, _ := dig(eic, "MaximumRetryAttempts").(int)
+	age, _ := dig(eic, "MaximumEventAgeInSeconds").(int)
+	if retries < 1 || retries > 2 || age < 60 || age > 900 {
+		p.addf("%s.EventInvokeConfig = %s, want 1-2 retries and an event age of at most 900 s (the next sweep is due by then)", fnPayscore, show(eic))
+	}
+	q, ok := tpl.Resources["PayscoreDLQ"]
+	if !ok || q.Type != "AWS::SQS::Queue" || q.Properties["SqsManagedSseEnabled"] != true || !same(q.Properties["MessageRetentionPeriod"], 1209600) {
+		p.addf("PayscoreDLQ: %s %s, want an AWS::SQS::Queue with SqsManagedSseEnabled and 14 days retention", q.Type, show(q.Properties))
+	}
+	if !schedulerMayDeadLetter(tpl, "PayscoreDLQ") {
+		p.addf("no AWS::SQS::QueuePolicy on PayscoreDLQ allows scheduler.amazonaws.com sqs:SendMessage")
+	}
+	s, ok := tpl.Resources["PayscoreSweepSchedule"]
+	if !ok || s.Type != "AWS::Scheduler::Schedule" {
+		return append(p, fmt.Sprintf("PayscoreSweepSchedule: type %q, want AWS::Scheduler::Schedule", s.Type))
+	}
+	props := s.Properties
+	expr, _ := props["ScheduleExpression"].(string)
+	m := regexp.MustCompile(`^rate\((\d+) minutes?\)$`).FindStringSubmatch(expr)
+	if m == nil {
+		p.addf("PayscoreSweepSchedule.ScheduleExpression = %q, want rate(N minutes)", expr)
+	} else if n, err := strconv.Atoi(m[1]); err != nil || n < 1 || time.Duration(n)*time.Minute > payscore.DefaultSweepAge/4 {
+		p.addf("PayscoreSweepSchedule.ScheduleExpression = %q, want at least 4 runs per payscore.DefaultSweepAge (%v)", expr, payscore.DefaultSweepAge)
+	}
+	if got := props["ScheduleExpressionTimezone"]; got != "Asia/Shanghai" {
+		p.addf("PayscoreSweepSchedule.ScheduleExpressionTimezone = %s, want Asia/Shanghai", show(got))
+	}
+	if got := dig(props, "FlexibleTimeWindow", "Mode"); got != "OFF" {
+		p.addf("PayscoreSweepSchedule.FlexibleTimeWindow.Mode = %s, want OFF", show(got))
+	}
+	target, _ := props["Target"].(map[string]any)
+	if !getAttIs(target["Arn"], fnPayscore+".Arn") {
+		p.addf("PayscoreSweepSchedule.Target.Arn = %s, want !GetAtt %s.Arn", show(target["Arn"]), fnPayscore)
+	}
+	if !getAttIs(target["RoleArn"], "SchedulerRole.Arn") {
+		p.addf("PayscoreSweepSchedule.Target.RoleArn = %s, want !GetAtt SchedulerRole.Arn", show(target["RoleArn"]))
+	}
+	if !getAttIs(dig(target, "DeadLetterConfig", "Arn"), "PayscoreDLQ.Arn") {
+		p.addf("PayscoreSweepSchedule.Target.DeadLetterConfig = %s, want Arn !GetAtt PayscoreDLQ.Arn", show(target["DeadLetterConfig"]))
+	}
+	for _, k := range []string{"MaximumRetryAttempts", "MaximumEventAgeInSeconds"} {
+		if n, ok := dig(target, "RetryPolicy", k).(int); !ok || n <= 0 {
+			p.addf("PayscoreSweepSchedule.Target.RetryPolicy.%s = %s, want a positive number", k, show(dig(target, "RetryPolicy", k)))
+		}
+	}
+	input, _ := target["Input"].(string)
+	dec := json.NewDecoder(strings.NewReader(input))
+	dec.DisallowUnknownFields()
+	var in payscore.ScheduleInput
+	if err := dec.Decode(&in); err != nil || dec.More() {
+		p.addf("PayscoreSweepSchedule.Target.Input %q does not decode strictly into payscore.ScheduleInput: %v", input, err)
+		return p
+	}
+	if in.Job != payscore.JobSweep {
+		p.addf("PayscoreSweepSchedule.Target.Input job = %q, want %q", in.Job, payscore.JobSweep)
+	}
+	if in.ScheduledTime != "<aws.scheduler.scheduled-time>" {
+		p.addf("PayscoreSweepSchedule.Target.Input scheduled_time = %q, want the <aws.scheduler.scheduled-time> context attribute", in.ScheduledTime)
+	}
+	var ev payscore.Event
+	if err := json.Unmarshal([]byte(input), &ev); err != nil || ev.Schedule == nil {
+		p.addf("PayscoreSweepSchedule.Target.Input %q as payscore.Event: %v; want a schedule input", input, err)
 	}
 	return p
 }
@@ -1124,6 +1237,7 @@ func checkOutputs(tpl *samtemplate.Template, _ []byte) []string {
 		{"BillsBucketName", func(v any) bool { return refIs(v, "BillsBucket") }, "!Ref BillsBucket"},
 		{"EventBusName", func(v any) bool { return refIs(v, "EventBus") }, "!Ref EventBus"},
 		{"BillingDLQUrl", func(v any) bool { return refIs(v, "BillingDLQ") }, "!Ref BillingDLQ"},
+		{"PayscoreDLQUrl", func(v any) bool { return refIs(v, "PayscoreDLQ") }, "!Ref PayscoreDLQ"},
 	}
 	for _, w := range want {
 		o, ok := outputs[w.name]

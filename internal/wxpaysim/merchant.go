@@ -99,11 +99,17 @@ type merchant struct {
 	// Payments (payments.go).
 	orders map[string]*order // by out_trade_no
 	byTxn  map[string]*order // by transaction_id
+
+	// Merchant coupons and pay-gift activities (busifavor.go, paygift.go).
+	busifavor *busifavorState
+	paygift   *paygiftState
 }
 
 func (m *merchant) resetState() {
 	m.orders = make(map[string]*order)
 	m.byTxn = make(map[string]*order)
+	m.busifavor = m.busifavor.reset() // keeps the plugin APIv2 key (merchant config)
+	m.paygift = newPaygiftState()
 }
 
 // config returns a copy of the merchant's current config.

@@ -80,6 +80,10 @@ type order struct {
 	payerTotal int64
 	bankType   string
 	promotions []promotionJSON
+	// Refunds (refunds.go): every refund of the order in request order, and
+	// how the next ones end (the admin switch; "" means SUCCESS).
+	refunds       []*refund
+	refundOutcome string
 }
 
 type transactionJSON struct {
@@ -143,6 +147,9 @@ func (o *order) view(mchID string) transactionJSON {
 		pt := o.payerTotal
 		t.Amount.PayerTotal = &pt
 		t.PromotionDetail = o.promotions
+		if o.refunded() > 0 {
+			t.TradeState, t.TradeStateDesc = tradeRefund, "转入退款"
+		}
 	}
 	return t
 }
@@ -474,6 +481,7 @@ func (s *Sim) PayOrder(ctx context.Context, p Payment) (PaymentResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("wxpaysim: order paid but TRANSACTION.SUCCESS not queued: %w", err)
 	}
+	s.payGiftOnPayment(ctx, p.MchID, o.req.GoodsTag, view) // pay-gift activities (paygift_send.go)
 	return res, nil
 }
 

@@ -45,6 +45,15 @@ func (c *call) decode(v any) error {
 type reply struct {
 	status int
 	body   any
+	// raw, when set, is sent as is and unsigned, as WeChat Pay serves
+	// /v3/billdownload/file (wechatpay-apiv3.md 6.2).
+	raw *rawReply
+}
+
+// rawReply is a byte-stream answer.
+type rawReply struct {
+	contentType string
+	data        []byte
 }
 
 // match finds the route for method and path (already decoded).

@@ -51,6 +51,9 @@ type answer struct {
 	// sigFault is KindBadResponseSignature or KindWrongResponseSerial.
 	sigFault FaultKind
 	faults   []FaultKind
+	// raw is an unsigned byte stream of type contentType (bill downloads).
+	raw         bool
+	contentType string
 }
 
 // errorAnswer renders err as a WeChat error answer.
@@ -90,6 +93,14 @@ func (s *Sim) serveV3(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec.Status, rec.Code, rec.ResponseBody = ans.status, ans.code, ans.body
+	if ans.raw {
+		s.record(rec)
+		w.Header().Set(wxsign.HeaderRequestID, reqID)
+		w.Header().Set("Content-Type", ans.contentType)
+		w.WriteHeader(ans.status)
+		_, _ = w.Write(ans.body)
+		return
+	}
 
 	mode := ModeMixed
 	if m != nil {
@@ -179,6 +190,10 @@ func (s *Sim) process(ctx context.Context, r *http.Request, uri string, body []b
 		return a
 	}
 	ans.status = rep.status
+	if rep.raw != nil {
+		ans.raw, ans.contentType, ans.body = true, rep.raw.contentType, rep.raw.data
+		return ans
+	}
 	if rep.body != nil {
 		b, err := marshalJSON(rep.body)
 		if err != nil {

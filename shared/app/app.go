@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/blobstore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/health"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/metrics"
@@ -53,6 +54,10 @@ type Deps struct {
 	Metrics *metrics.EMF
 	// WeChat is the APIv3 client (production host, or the simulator locally).
 	WeChat *wxpay.Client
+	// Bills keeps downloaded bills and reconciliation reports (S3 bucket
+	// BILLS_BUCKET in AWS, a directory or an S3 fake locally); nil where a
+	// function has no bucket.
+	Bills blobstore.Store
 	// NotifyBaseURL is where WeChat Pay reaches the notify function:
 	// notify_url = NotifyBaseURL + "/" + channel. Empty in AWS unless the
 	// NotifyBaseURL parameter is set; then NotifyURL derives it from the

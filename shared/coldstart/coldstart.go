@@ -22,9 +22,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/blobstore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ddbstore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/metrics"
@@ -122,6 +124,7 @@ type Env struct {
 	Events   domainevent.Publisher // nil without EVENT_BUS_NAME
 	Metrics  *metrics.EMF
 	WeChat   *wxpay.Client
+	Bills    blobstore.Store // nil without BILLS_BUCKET
 }
 
 // Options adjust Load for tests and local tools.
@@ -165,11 +168,14 @@ func Load(ctx context.Context, function string, getenv func(string) string, opts
 	if cfg.EventBusName != "" {
 		env.Events = &domainevent.EventBridge{API: eventbridge.NewFromConfig(awsCfg), Bus: cfg.EventBusName}
 	}
+	if cfg.BillsBucket != "" {
+		env.Bills = &blobstore.S3{API: s3.NewFromConfig(awsCfg), Bucket: cfg.BillsBucket}
+	}
 	return env, nil
 }
 
 // Deps returns the handler dependencies.
 func (e *Env) Deps() app.Deps {
 	return app.Deps{Store: e.Store, Secrets: e.Secrets, Log: e.Log, Now: time.Now, Events: e.Events, Metrics: e.Metrics,
-		WeChat: e.WeChat, NotifyBaseURL: e.Config.NotifyBaseURL}
+		WeChat: e.WeChat, NotifyBaseURL: e.Config.NotifyBaseURL, Bills: e.Bills}
 }

@@ -328,6 +328,15 @@ func decideEffect(eventType string, plain []byte, now time.Time) (*effect, error
 		}
 		if len(p.AttachInfo) > 0 && string(p.AttachInfo) != "null" {
 			set["attach_info_json"] = string(p.AttachInfo)
+			// A pay-gift send names the payment that earned the coupon
+			// (wechatpay-apiv3.md 3.4): kept as its own attribute so the
+			// coupon can be traced to the order without parsing JSON.
+			var attach struct {
+				TransactionID string `json:"transaction_id"`
+			}
+			if json.Unmarshal(p.AttachInfo, &attach) == nil && attach.TransactionID != "" {
+				set["paygift_transaction_id"] = attach.TransactionID
+			}
 		}
 		return &effect{
 			businessKey: p.StockID + "#" + p.CouponCode,

@@ -1,0 +1,571 @@
+package coupons
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/wxpay"
+)
+
+// ledgerCoupon reads a coupon row; ok is false when the ledger has none.
+func (h *Handler) ledgerCoupon(ctx context.Context, stockID, code string) (ledger.Coupon, bool, error) {
+	var c ledger.Coupon
+	err := h.deps.Store.Get(ctx, ledger.CouponKey(stockID, code), &c)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return c, false, nil
+	case err != nil:
+		return c, false, fmt.Errorf("coupons: read coupon %s/%s: %w", stockID, code, err)
+	}
+	return c, true, nil
+}
+
+// couponState is the 409 for a coupon the ledger shows in a state that
+// does not allow the action.
+func couponState(c ledger.Coupon, action, want string) error {
+	return apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s of stock %s is %s; %s needs %s", c.CouponCode, c.StockID, c.State, action, want)
+}
+
+// history is the ledger entry of one coupon action.
+func history(stockID, code, at, action, no, detail string) store.Op {
+	return &store.Put{Key: ledger.CouponHistoryKey(stockID, code, at, action, no),
+		Value: ledger.CouponEvent{StockID: stockID, CouponCode: code, Action: action, RequestNo: no, At: at, Detail: detail}}
+}
+
+// validOutTradeNo: 6..32 characters of letters, digits and _-|*.
+func validOutTradeNo(field, v string) error {
+	if len(v) < 6 || !ledger.ValidRequestNo(v, 32) {
+		return paramErr("%s must be 6..32 characters of letters, digits and _-|*, got %q", field, v)
+	}
+	return nil
+}
+
+// couponTarget checks the stock_id + coupon_code pair every coupon action
+// names. stock_id is required even for WECHATPAY_MODE stocks: it addresses
+// the coupon in the ledger.
+func couponTarget(stockID, code string) error {
+	if err := validID("stock_id", stockID); err != nil {
+		return err
+	}
+	return validCode("coupon_code", code)
+}
+
+type useInput struct {
+	CouponCode    string `json:"coupon_code"`
+	StockID       string `json:"stock_id"`
+	AppID         string `json:"appid,omitempty"`
+	UseTime       string `json:"use_time,omitempty"`
+	UseRequestNo  string `json:"use_request_no,omitempty"`
+	OpenID        string `json:"openid,omitempty"`
+	OutTradeNo    string `json:"out_trade_no,omitempty"`
+	TransactionID string `json:"transaction_id,omitempty"`
+}
+
+// use is POST /coupons/use (B9, 核销): use_request_no and use_time are the
+// caller's or generated, and stored before the call.
+func (h *Handler) use(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	var in useInput
+	if err := decode(req, &in); err != nil {
+		return nil, err
+	}
+	if err := couponTarget(in.StockID, in.CouponCode); err != nil {
+		return nil, err
+	}
+	if err := requestNumber("use_request_no", in.UseRequestNo, maxUseRequestNo); err != nil {
+		return nil, err
+	}
+	now := h.now()
+	if in.UseTime != "" {
+		t, s, err := wechatTime("use_time", in.UseTime)
+		if err != nil {
+			return nil, err
+		}
+		if t.After(now.Add(5 * time.Minute)) {
+			return nil, apigw.Errorf(http.StatusBadRequest, CodeInvalidTime, "use_time %s is in the future", s)
+		}
+		in.UseTime = s
+	}
+	if in.OpenID != "" {
+		if err := validOpenID(in.OpenID); err != nil {
+			return nil, err
+		}
+	}
+	if in.OutTradeNo != "" {
+		if err := validOutTradeNo("out_trade_no", in.OutTradeNo); err != nil {
+			return nil, err
+		}
+	}
+	if in.TransactionID != "" {
+		if err := digits("transaction_id", in.TransactionID, 32); err != nil {
+			return nil, err
+		}
+	}
+	creds, err := h.creds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if in.AppID, err = appID("appid", in.AppID, creds.AppIDs); err != nil {
+		return nil, err
+	}
+	cur, known, err := h.ledgerCoupon(ctx, in.StockID, in.CouponCode)
+	if err != nil {
+		return nil, err
+	}
+	replaying := in.UseRequestNo != "" && in.UseRequestNo == cur.UseRequestNo
+	switch {
+	case known && !replaying && cur.State != ledger.CouponSended:
+		return nil, couponState(cur, "use", ledger.CouponSended)
+	case known && in.OpenID != "" && cur.OpenID != "" && cur.OpenID != in.OpenID:
+		return nil, apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s belongs to another user", in.CouponCode)
+	}
+	supplied := in.UseRequestNo
+	intent := in
+	intent.UseRequestNo = ""
+	var wx struct {
+		StockID          string `json:"stock_id"`
+		OpenID           string `json:"openid"`
+		WechatpayUseTime string `json:"wechatpay_use_time"`
+	}
+	var sent useInput
+	return h.run(ctx, op{kind: kindUse, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "use_request_no",
+		maxLen: maxUseRequestNo, input: intent,
+		build: func(no string) (wxCall, error) {
+			body := in
+			body.UseRequestNo = no
+			if body.UseTime == "" {
+				body.UseTime = ledger.WechatTime(now)
+			}
+			b, err := json.Marshal(body)
+			return wxCall{Method: http.MethodPost, Path: busifavor + "/coupons/use", Body: b}, err
+		}}, &wx, func(no string, call wxCall) (outcome, error) {
+		if err := json.Unmarshal(call.Body, &sent); err != nil {
+			return outcome{}, fmt.Errorf("coupons: stored use body: %w", err)
+		}
+		stamp := ledger.WechatTime(h.now())
+		openid := wx.OpenID
+		if openid == "" {
+			openid = sent.OpenID
+		}
+		set := map[string]any{"stock_id": in.StockID, "coupon_code": in.CouponCode, "state": ledger.CouponUsed, "use_request_no": no,
+			"use_time": sent.UseTime, "wechatpay_use_time": wx.WechatpayUseTime, "appid": sent.AppID, "updated_at": stamp}
+		if openid != "" {
+			set["openid"] = openid
+		}
+		if sent.OutTradeNo != "" {
+			set["use_out_trade_no"] = sent.OutTradeNo
+		}
+		return outcome{
+			answer: map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "openid": openid, "state": ledger.CouponUsed,
+				"use_request_no": no, "use_time": sent.UseTime, "wechatpay_use_time": wx.WechatpayUseTime},
+			ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, in.CouponCode), Set: set},
+				history(in.StockID, in.CouponCode, stamp, "use", no, sent.OutTradeNo)},
+		}, nil
+	})
+}
+
+type sendInput struct {
+	StockID      string `json:"stock_id"`
+	OpenID       string `json:"openid"`
+	AppID        string `json:"appid,omitempty"`
+	OutRequestNo string `json:"out_request_no,omitempty"`
+	CouponCode   string `json:"coupon_code,omitempty"`
+}
+
+// send is POST /coupons/send (B12): out_request_no is unique per stock and
+// user, so the slot scope is the stock and the openid.
+func (h *Handler) send(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	var in sendInput
+	if err := decode(req, &in); err != nil {
+		return nil, err
+	}
+	if err := validID("stock_id", in.StockID); err != nil {
+		return nil, err
+	}
+	if err := validOpenID(in.OpenID); err != nil {
+		return nil, err
+	}
+	if err := requestNumber("out_request_no", in.OutRequestNo, maxRequestNo); err != nil {
+		return nil, err
+	}
+	if in.CouponCode != "" {
+		if err := validCode("coupon_code", in.CouponCode); err != nil {
+			return nil, err
+		}
+	}
+	creds, err := h.creds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if in.AppID, err = appID("appid", in.AppID, creds.AppIDs); err != nil {
+		return nil, err
+	}
+	stock, known, err := h.ledgerStock(ctx, in.StockID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case known && stock.CouponCodeMode == "MERCHANT_API" && in.CouponCode == "":
+		return nil, apigw.Errorf(http.StatusBadRequest, CodeStockRule, "stock %s is MERCHANT_API: coupon_code is required", in.StockID)
+	case known && stock.CouponCodeMode != "MERCHANT_API" && in.CouponCode != "":
+		return nil, apigw.Errorf(http.StatusBadRequest, CodeStockRule, "stock %s is %s: WeChat Pay picks the code, coupon_code must be empty", in.StockID, stock.CouponCodeMode)
+	}
+	supplied := in.OutRequestNo
+	intent := in
+	intent.OutRequestNo = ""
+	var wx struct {
+		StockID          string `json:"stock_id"`
+		CouponCode       string `json:"coupon_code"`
+		SendCouponResult *struct {
+			StockID    string `json:"stock_id"`
+			CouponCode string `json:"coupon_code"`
+		} `json:"send_coupon_result"`
+	}
+	return h.run(ctx, op{kind: kindSend, scope: in.StockID + "#" + in.OpenID, supplied: supplied, field: "out_request_no",
+		maxLen: maxRequestNo, input: intent, keepSlot: true,
+		build: func(no string) (wxCall, error) {
+			body := in
+			body.OutRequestNo = no
+			b, err := json.Marshal(body)
+			return wxCall{Method: http.MethodPost, Path: busifavor + "/coupons/send", Body: b}, err
+		}}, &wx, func(no string, _ wxCall) (outcome, error) {
+		code := wx.CouponCode
+		if r := wx.SendCouponResult; code == "" && r != nil {
+			code = r.CouponCode // the SDK's wrapped shape (wechatpay-apiv3.md 3.1, B12)
+		}
+		if code == "" {
+			return outcome{}, fmt.Errorf("coupons: send: WeChat Pay answered no coupon_code")
+		}
+		stamp := ledger.WechatTime(h.now())
+		return outcome{
+			answer: map[string]string{"stock_id": in.StockID, "coupon_code": code, "openid": in.OpenID, "out_request_no": no},
+			ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, code), Set: map[string]any{"stock_id": in.StockID,
+				"coupon_code": code, "state": ledger.CouponSended, "openid": in.OpenID, "appid": in.AppID, "send_request_no": no,
+				"send_channel": "BUSICOUPON_SEND_CHANNEL_API", "send_merchant": creds.MchID, "send_time": stamp, "updated_at": stamp}},
+				history(in.StockID, code, stamp, "send", no, "api")},
+		}, nil
+	})
+}
+
+type associateInput struct {
+	StockID      string `json:"stock_id"`
+	CouponCode   string `json:"coupon_code"`
+	OutTradeNo   string `json:"out_trade_no"`
+	OutRequestNo string `json:"out_request_no,omitempty"`
+}
+
+// associate is POST /coupons/associate and /coupons/disassociate (B13,
+// B14): link an unused coupon to a payment order, or undo it.
+func (h *Handler) associate(link bool) func(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	kind, action, path, timeField := kindAssociate, "associate", "/coupons/associate", "wechatpay_associate_time"
+	if !link {
+		kind, action, path, timeField = kindDisassociate, "disassociate", "/coupons/disassociate", "wechatpay_disassociate_time"
+	}
+	return func(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+		var in associateInput
+		if err := decode(req, &in); err != nil {
+			return nil, err
+		}
+		if err := couponTarget(in.StockID, in.CouponCode); err != nil {
+			return nil, err
+		}
+		if err := validOutTradeNo("out_trade_no", in.OutTradeNo); err != nil {
+			return nil, err
+		}
+		if err := requestNumber("out_request_no", in.OutRequestNo, maxRequestNo); err != nil {
+			return nil, err
+		}
+		cur, known, err := h.ledgerCoupon(ctx, in.StockID, in.CouponCode)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case link && known && cur.State != ledger.CouponSended:
+			return nil, couponState(cur, action, ledger.CouponSended)
+		case link && known && cur.AssociateOutTradeNo != "" && cur.AssociateOutTradeNo != in.OutTradeNo:
+			return nil, apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s is associated with order %s", in.CouponCode, cur.AssociateOutTradeNo)
+		case !link && known && cur.AssociateOutTradeNo != in.OutTradeNo:
+			return nil, apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s is not associated with order %s", in.CouponCode, in.OutTradeNo)
+		}
+		supplied := in.OutRequestNo
+		intent := in
+		intent.OutRequestNo = ""
+		var wx map[string]string
+		return h.run(ctx, op{kind: kind, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "out_request_no",
+			maxLen: maxRequestNo, input: intent,
+			build: func(no string) (wxCall, error) {
+				body := in
+				body.OutRequestNo = no
+				b, err := json.Marshal(body)
+				return wxCall{Method: http.MethodPost, Path: busifavor + path, Body: b}, err
+			}}, &wx, func(no string, _ wxCall) (outcome, error) {
+			stamp := ledger.WechatTime(h.now())
+			trade := in.OutTradeNo
+			if !link {
+				trade = ""
+			}
+			return outcome{
+				answer: map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "out_trade_no": in.OutTradeNo,
+					"out_request_no": no, timeField: wx[timeField]},
+				ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, in.CouponCode), Set: map[string]any{"stock_id": in.StockID,
+					"coupon_code": in.CouponCode, "associate_out_trade_no": trade, "updated_at": stamp}},
+					history(in.StockID, in.CouponCode, stamp, action, no, in.OutTradeNo)},
+			}, nil
+		})
+	}
+}
+
+// returnCoupon is POST /coupons/return (B15): a used coupon becomes usable
+// again (after the order was refunded).
+func (h *Handler) returnCoupon(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	var in struct {
+		StockID         string `json:"stock_id"`
+		CouponCode      string `json:"coupon_code"`
+		ReturnRequestNo string `json:"return_request_no,omitempty"`
+	}
+	if err := decode(req, &in); err != nil {
+		return nil, err
+	}
+	if err := couponTarget(in.StockID, in.CouponCode); err != nil {
+		return nil, err
+	}
+	if err := requestNumber("return_request_no", in.ReturnRequestNo, maxRequestNo); err != nil {
+		return nil, err
+	}
+	cur, known, err := h.ledgerCoupon(ctx, in.StockID, in.CouponCode)
+	if err != nil {
+		return nil, err
+	}
+	if known && cur.State != ledger.CouponUsed && !(in.ReturnRequestNo != "" && in.ReturnRequestNo == cur.ReturnRequestNo) {
+		return nil, couponState(cur, "return", ledger.CouponUsed)
+	}
+	supplied := in.ReturnRequestNo
+	intent := in
+	intent.ReturnRequestNo = ""
+	var wx struct {
+		WechatpayReturnTime string `json:"wechatpay_return_time"`
+	}
+	return h.run(ctx, op{kind: kindReturn, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "return_request_no",
+		maxLen: maxRequestNo, input: intent,
+		build: func(no string) (wxCall, error) {
+			body := in
+			body.ReturnRequestNo = no
+			b, err := json.Marshal(body)
+			return wxCall{Method: http.MethodPost, Path: busifavor + "/coupons/return", Body: b}, err
+		}}, &wx, func(no string, _ wxCall) (outcome, error) {
+		stamp := ledger.WechatTime(h.now())
+		return outcome{
+			answer: map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "state": ledger.CouponSended,
+				"return_request_no": no, "wechatpay_return_time": wx.WechatpayReturnTime},
+			ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, in.CouponCode), Set: map[string]any{"stock_id": in.StockID,
+				"coupon_code": in.CouponCode, "state": ledger.CouponSended, "return_request_no": no, "return_time": wx.WechatpayReturnTime,
+				"updated_at": stamp}},
+				history(in.StockID, in.CouponCode, stamp, "return", no, "")},
+		}, nil
+	})
+}
+
+// deactivate is POST /coupons/deactivate (B16): a usable coupon is
+// invalidated for good.
+func (h *Handler) deactivate(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	var in struct {
+		StockID             string `json:"stock_id"`
+		CouponCode          string `json:"coupon_code"`
+		DeactivateRequestNo string `json:"deactivate_request_no,omitempty"`
+		DeactivateReason    string `json:"deactivate_reason,omitempty"`
+	}
+	if err := decode(req, &in); err != nil {
+		return nil, err
+	}
+	if err := couponTarget(in.StockID, in.CouponCode); err != nil {
+		return nil, err
+	}
+	if err := requestNumber("deactivate_request_no", in.DeactivateRequestNo, maxRequestNo); err != nil {
+		return nil, err
+	}
+	if err := runes("deactivate_reason", in.DeactivateReason, 0, 64); err != nil {
+		return nil, err
+	}
+	cur, known, err := h.ledgerCoupon(ctx, in.StockID, in.CouponCode)
+	if err != nil {
+		return nil, err
+	}
+	if known && cur.State != ledger.CouponSended && !(in.DeactivateRequestNo != "" && in.DeactivateRequestNo == cur.DeactivateRequestNo) {
+		return nil, couponState(cur, "deactivate", ledger.CouponSended)
+	}
+	supplied := in.DeactivateRequestNo
+	intent := in
+	intent.DeactivateRequestNo = ""
+	var wx struct {
+		WechatpayDeactivateTime string `json:"wechatpay_deactivate_time"`
+	}
+	return h.run(ctx, op{kind: kindDeactivate, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "deactivate_request_no",
+		maxLen: maxRequestNo, input: intent,
+		build: func(no string) (wxCall, error) {
+			body := in
+			body.DeactivateRequestNo = no
+			b, err := json.Marshal(body)
+			return wxCall{Method: http.MethodPost, Path: busifavor + "/coupons/deactivate", Body: b}, err
+		}}, &wx, func(no string, _ wxCall) (outcome, error) {
+		stamp := ledger.WechatTime(h.now())
+		return outcome{
+			answer: map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "state": ledger.CouponDeactivated,
+				"deactivate_request_no": no, "wechatpay_deactivate_time": wx.WechatpayDeactivateTime},
+			ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, in.CouponCode), Set: map[string]any{"stock_id": in.StockID,
+				"coupon_code": in.CouponCode, "state": ledger.CouponDeactivated, "deactivate_request_no": no,
+				"deactivate_time": wx.WechatpayDeactivateTime, "deactivate_reason": in.DeactivateReason, "updated_at": stamp}},
+				history(in.StockID, in.CouponCode, stamp, "deactivate", no, in.DeactivateReason)},
+		}, nil
+	})
+}
+
+// filterUserCoupons is GET /coupons/users/{openid}/coupons (B10). Without
+// creator_merchant, belong_merchant or sender_merchant, the merchant's own
+// id is sent as creator_merchant (WeChat requires the one matching the
+// caller's role).
+func (h *Handler) filterUserCoupons(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	openid := req.PathParams["openid"]
+	if err := validOpenID(openid); err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	if err := pageQuery(req, q, maxPage); err != nil {
+		return nil, err
+	}
+	if s := req.Query("coupon_state"); s != "" {
+		if err := oneOf("coupon_state", s, couponStates); err != nil {
+			return nil, err
+		}
+		q.Set("coupon_state", s)
+	}
+	if s := req.Query("stock_id"); s != "" {
+		if err := validID("stock_id", s); err != nil {
+			return nil, err
+		}
+		q.Set("stock_id", s)
+	}
+	for _, f := range []string{"creator_merchant", "belong_merchant", "sender_merchant"} {
+		if v := req.Query(f); v != "" {
+			if err := digits(f, v, 32); err != nil {
+				return nil, err
+			}
+			q.Set(f, v)
+		}
+	}
+	creds, err := h.creds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := appID("appid", req.Query("appid"), creds.AppIDs)
+	if err != nil {
+		return nil, err
+	}
+	q.Set("appid", a)
+	if q.Get("creator_merchant") == "" && q.Get("belong_merchant") == "" && q.Get("sender_merchant") == "" {
+		q.Set("creator_merchant", creds.MchID)
+	}
+	raw, err := h.query(ctx, busifavor+"/users/"+url.PathEscape(openid)+"/coupons", q)
+	if err != nil {
+		return nil, err
+	}
+	return apigw.JSON(http.StatusOK, raw), nil
+}
+
+// getUserCoupon is GET /coupons/users/{openid}/coupons/{coupon_code} (B11).
+func (h *Handler) getUserCoupon(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	openid, code := req.PathParams["openid"], req.PathParams["coupon_code"]
+	if err := validOpenID(openid); err != nil {
+		return nil, err
+	}
+	if err := validCode("coupon_code", code); err != nil {
+		return nil, err
+	}
+	creds, err := h.creds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := appID("appid", req.Query("appid"), creds.AppIDs)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := h.query(ctx, busifavor+"/users/"+url.PathEscape(openid)+"/coupons/"+url.PathEscape(code)+"/appids/"+url.PathEscape(a), nil)
+	if err != nil {
+		return nil, err
+	}
+	return apigw.JSON(http.StatusOK, raw), nil
+}
+
+// setCallback is PUT /coupons/callback (B17): notify_url defaults to the
+// notify function's coupons channel.
+func (h *Handler) setCallback(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	var in struct {
+		MchID     string `json:"mchid,omitempty"`
+		NotifyURL string `json:"notify_url,omitempty"`
+	}
+	if len(strings.TrimSpace(string(req.Body))) > 0 {
+		if err := decode(req, &in); err != nil {
+			return nil, err
+		}
+	}
+	if in.NotifyURL == "" {
+		in.NotifyURL = h.deps.NotifyURL(req, "coupons")
+	}
+	if err := notifyURL(in.NotifyURL); err != nil {
+		return nil, err
+	}
+	creds, err := h.creds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if in.MchID == "" {
+		in.MchID = creds.MchID
+	}
+	if err := digits("mchid", in.MchID, 32); err != nil {
+		return nil, err
+	}
+	client, err := h.client()
+	if err != nil {
+		return nil, err
+	}
+	var wx struct {
+		UpdateTime string `json:"update_time"`
+		NotifyURL  string `json:"notify_url"`
+		MchID      string `json:"mchid"`
+	}
+	if _, err := client.Do(ctx, wxpay.Request{Method: http.MethodPost, Path: busifavor + "/callbacks", Body: in}, &wx); err != nil {
+		return nil, wechatError(err)
+	}
+	if err := h.deps.Store.Put(ctx, &store.Put{Key: ledger.CouponCallbackKey(in.MchID), Value: map[string]string{"mchid": in.MchID,
+		"notify_url": wx.NotifyURL, "update_time": wx.UpdateTime, "updated_at": ledger.WechatTime(h.now())}}); err != nil {
+		return nil, fmt.Errorf("coupons: record callback: %w", err)
+	}
+	return apigw.JSON(http.StatusOK, wx), nil
+}
+
+// getCallback is GET /coupons/callback (B18).
+func (h *Handler) getCallback(ctx context.Context, req *apigw.Request) (*apigw.Response, error) {
+	mch := req.Query("mchid")
+	if mch == "" {
+		creds, err := h.creds(ctx)
+		if err != nil {
+			return nil, err
+		}
+		mch = creds.MchID
+	}
+	if err := digits("mchid", mch, 32); err != nil {
+		return nil, err
+	}
+	raw, err := h.query(ctx, busifavor+"/callbacks", url.Values{"mchid": {mch}})
+	if err != nil {
+		return nil, err
+	}
+	return apigw.JSON(http.StatusOK, raw), nil
+}
