@@ -139,6 +139,13 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	if err := s.Sim.AddMerchant(wxpaysim.MerchantFromTestKeys(s.Merchant, o.Mode, s.FrontURL+"/notify/payments")); err != nil {
 		return nil, err
 	}
+	// The merchant's Pay Score service (the handler's default mode) sends
+	// authorization callbacks that came without a pre-authorization to the
+	// payscore channel, as service_notify_url does in production.
+	if err := s.Sim.SetPayScoreService(s.Merchant.MchID, wxpaysim.PayScoreService{ServiceID: s.Merchant.ServiceID,
+		AppIDs: []string{s.Merchant.AppID}, NotifyURL: s.FrontURL + "/notify/payscore"}); err != nil {
+		return nil, err
+	}
 	s.Client = wxpay.New(wxpay.Config{Credentials: s.Secrets, BaseURL: s.SimURL})
 	s.Deps = app.Deps{Store: s.Store, Secrets: s.Secrets, Log: log, Now: o.Now, Events: o.Events,
 		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: logOut}, WeChat: s.Client, NotifyBaseURL: s.FrontURL + "/notify"}
