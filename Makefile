@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 MAX_BOOTSTRAP_BYTES := 20971520
 
-.PHONY: all build test test-go bench bench-instructions soak lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev invoke clean \
+.PHONY: all build test test-go bench bench-instructions soak lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev demo invoke clean \
 	$(FUNCTIONS:%=build-%) build-NotifyFunction build-PayscoreFunction build-CouponsFunction build-PaymentsFunction build-BillingFunction
 
 all: build
@@ -103,10 +103,19 @@ ddb-local: ddb-install
 dev: deps
 	$(GO) run ./cmd/devrun
 
+## demo: a guided run of every flow against the running `make dev` (or a stack it starts itself); exits 1 on a failed step
+demo: ddb-install
+	$(GO) run ./cmd/demo
+
 ## invoke: run a function's real bootstrap under the local Runtime API: make invoke FN=payscore EVENT=events/payscore/health.json
 invoke: ddb-install
 	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FN=<fn> EVENT=<file>"; exit 2; }
 	$(GO) run ./cmd/invoke -fn $(FN) -event $(EVENT)
+
+## openapi-check: openapi.yaml against template.yaml, the Go route tables and real handler responses (docs/openapi.md)
+.PHONY: openapi-check
+openapi-check: ddb-install
+	$(GO) run ./cmd/ddblocal -- $(GO) test -race -count=1 ./internal/openapi/ ./internal/e2e/
 
 clean:
 	rm -rf dist .aws-sam .local/invoke

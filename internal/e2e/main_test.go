@@ -8,11 +8,13 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/internal/ddblocal"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/lambdatest"
+	"github.com/wxpay-serverless/wxpay-serverless/internal/openapi"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/stack"
 )
 
@@ -44,16 +46,18 @@ func newWorld(t *testing.T, o stack.Options) *world {
 	return w
 }
 
-// call sends a JSON request through the front door and decodes the answer.
+// call sends a JSON request through the front door, checks the exchange
+// against openapi.yaml (checkAPI) and decodes the answer.
 func (w *world) call(t *testing.T, method, path string, in, out any) int {
 	t.Helper()
 	var body io.Reader
+	var sent []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			t.Fatal(err)
 		}
-		body = bytes.NewReader(b)
+		body, sent = bytes.NewReader(b), b
 	}
 	req, err := http.NewRequest(method, w.FrontURL+path, body)
 	if err != nil {
@@ -70,10 +74,30 @@ func (w *world) call(t *testing.T, method, path string, in, out any) int {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkAPI(t, method, path, sent, resp, raw)
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
 		}
 	}
 	return resp.StatusCode
+}
+
+// apiDocument is openapi.yaml, loaded once for the package's tests.
+var apiDocument = sync.OnceValues(func() (*openapi.Document, error) { return openapi.Load("../../openapi.yaml") })
+
+// checkAPI fails the test when an exchange does not match openapi.yaml: an
+// undocumented route or status, a response body that violates its schema
+// (reported with the JSON path of each violation), or a request the
+// handler accepted that the document says is invalid.
+func checkAPI(t *testing.T, method, path string, sent []byte, resp *http.Response, raw []byte) {
+	t.Helper()
+	doc, err := apiDocument()
+	if err != nil {
+		t.Fatalf("load openapi.yaml: %v", err)
+	}
+	x := openapi.Exchange{Method: method, Path: path, RequestBody: sent, Status: resp.StatusCode, Header: resp.Header, Body: raw}
+	if err := doc.CheckExchange(x); err != nil {
+		t.Errorf("%v\n\tresponse body: %s", err, raw)
+	}
 }

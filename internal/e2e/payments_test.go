@@ -70,6 +70,7 @@ func (w *world) payRaw(t *testing.T, method, path, body string) (int, []byte) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	checkAPI(t, method, path, []byte(body), resp, raw)
 	return resp.StatusCode, raw
 }
 

@@ -115,6 +115,12 @@ func (w *psWorld) doAt(t *testing.T, base string, withToken bool, method, path s
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	var sent []byte
+	if req.GetBody != nil {
+		if rc, err := req.GetBody(); err == nil {
+			sent, _ = io.ReadAll(rc)
+		}
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +129,9 @@ func (w *psWorld) doAt(t *testing.T, base string, withToken bool, method, path s
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if withToken && base == w.FrontURL {
+		checkAPI(t, method, path, sent, resp, raw)
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {

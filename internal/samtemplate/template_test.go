@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -26,6 +31,7 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app/payscore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/coldstart"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ddbstore"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/reconcile"
 )
 
 const templatePath = "../../template.yaml"
@@ -67,6 +73,7 @@ func checks() []check {
 		{"references", checkReferences},
 		{"cycles", checkCycles},
 		{"yaml11", checkYAML11},
+		{"alarms", checkAlarms},
 	}
 }
 
@@ -190,6 +197,20 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{"payscore event age", "MaximumEventAgeInSeconds: 900", "MaximumEventAgeInSeconds: 21600", "payscore-sweep", "EventInvokeConfig"},
 		{"scheduler role cannot invoke payscore", "Resource: !GetAtt PayscoreFunction.Arn", "Resource: !GetAtt PaymentsFunction.Arn", "scheduler-role", "PayscoreFunction"},
 		{"missing payscore DLQ output", "  PayscoreDLQUrl:\n", "  PayscoreQueueUrl:\n", "outputs", "PayscoreDLQUrl"},
+		{"alarm on a metric no function writes", "MetricName: RefundPredictionDifferences", "MetricName: RefundPredictionDiffs", "alarms", "RefundPredictionDiffs"},
+		{"alarm on an outcome notify never reports", "Value: store_error", "Value: storage_error", "alarms", "storage_error"},
+		{"alarm on another function's metric", "          Value: payments\n", "          Value: billing\n", "alarms", `Function="billing"`},
+		{"alarm on an unknown reconciliation status", "Value: not_configured", "Value: NOT_CONFIGURED", "alarms", "NOT_CONFIGURED"},
+		{"DLQ without a depth alarm", "Value: !GetAtt PayscoreDLQ.QueueName", "Value: !GetAtt BillingDLQ.QueueName", "alarms", "PayscoreDLQ"},
+		{"queue alarm on the ARN", "Value: !GetAtt BillingDLQ.QueueName", "Value: !GetAtt BillingDLQ.Arn", "alarms", "QueueName"},
+		{"queue alarm that never fires", "      ComparisonOperator: GreaterThanThreshold\n      Threshold: 0\n", "      ComparisonOperator: GreaterThanThreshold\n      Threshold: 5\n", "alarms", "BillingDLQ"},
+		{"metric math on an undefined id", `"FILL(failed, 0) + FILL(unconfigured, 0)"`, `"FILL(failed, 0) + FILL(unconfigurd, 0)"`, "alarms", "unconfigurd"},
+		{"insights query without the Class dimension", `FROM SCHEMA("wxpay-serverless", Class, Function)`, `FROM SCHEMA("wxpay-serverless", Function)`, "alarms", "ReconciliationDifferences"},
+		{"insights query without a period", "          Period: 3600\n          ReturnData: true", "          ReturnData: true", "alarms", "Period"},
+		{"alarm actions ignore the topic condition", `AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref "AWS::NoValue"]`, "AlarmActions: [!Ref AlarmTopicArn]", "alarms", "AlarmActions"},
+		{"missing data breaches", "TreatMissingData: notBreaching", "TreatMissingData: breaching", "alarms", "TreatMissingData"},
+		{"no anomaly alarm", "Value: anomaly", "Value: accepted", "alarms", "anomaly"},
+		{"alarm condition", `HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]`, `HasAlarmTopic: !Equals [!Ref AlarmTopicArn, ""]`, "alarms", "HasAlarmTopic"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1386,5 +1407,363 @@ func checkYAML11(_ *samtemplate.Template, src []byte) []string {
 		}
 	}
 	walk(&doc)
+	return p
+}
+
+// ---------------------------------------------------------------- alarms
+
+// emission is one metrics Count call in the functions' code: its dimension
+// names with the literal value, or "" where the value is computed.
+type emission struct {
+	dims map[string]string
+	at   string // file:line
+}
+
+// emittedMetrics finds every `<x>.Count("Name", value, map[string]string{...})`
+// call in the non-test Go files under shared/: the EMF metrics the functions
+// write (namespace wxpay-serverless).
+func emittedMetrics() (map[string][]emission, error) {
+	out := map[string][]emission{}
+	fset := token.NewFileSet()
+	err := filepath.WalkDir("../../shared", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) != 3 {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			name, isLit := call.Args[0].(*ast.BasicLit)
+			lit, isMap := call.Args[2].(*ast.CompositeLit)
+			if !ok || sel.Sel.Name != "Count" || !isLit || name.Kind != token.STRING || !isMap {
+				return true
+			}
+			metric, err := strconv.Unquote(name.Value)
+			if err != nil {
+				return true
+			}
+			e := emission{dims: map[string]string{}, at: fset.Position(call.Pos()).String()}
+			for _, el := range lit.Elts {
+				kv, ok := el.(*ast.KeyValueExpr)
+				if !ok {
+					continue
+				}
+				k, ok := kv.Key.(*ast.BasicLit)
+				if !ok {
+					continue
+				}
+				key, _ := strconv.Unquote(k.Value)
+				val := ""
+				if v, ok := kv.Value.(*ast.BasicLit); ok && v.Kind == token.STRING {
+					val, _ = strconv.Unquote(v.Value)
+				}
+				e.dims[key] = val
+			}
+			out[metric] = append(out[metric], e)
+			return true
+		})
+		return nil
+	})
+	return out, err
+}
+
+// dimensionValues are the values a computed dimension takes: the constants
+// the code fills it from.
+func dimensionValues() map[string][]string {
+	classes := []string{}
+	for _, c := range reconcile.Classes() {
+		classes = append(classes, string(c))
+	}
+	return map[string][]string{
+		"Outcome": {notify.OutcomeAccepted, notify.OutcomeDuplicate, notify.OutcomeSuperseded, notify.OutcomeAnomaly, notify.OutcomeIgnored,
+			notify.OutcomeBadSignature, notify.OutcomeStale, notify.OutcomeDecryptError, notify.OutcomeInvalid, notify.OutcomeStoreError},
+		"Status": {billing.StatusRunning, billing.StatusPending, billing.StatusDone, billing.StatusEmpty, billing.StatusFailed, billing.StatusNotConfigured},
+		"Class":  classes,
+	}
+}
+
+// metricRef is one metric an alarm reads.
+type metricRef struct {
+	namespace, name string
+	dims            map[string]any // value as written (a string or an intrinsic)
+	at              string
+}
+
+func (m metricRef) String() string {
+	var parts []string
+	for _, k := range sortedKeysOf(m.dims) {
+		parts = append(parts, fmt.Sprintf("%s=%s", k, show(m.dims[k])))
+	}
+	return fmt.Sprintf("%s/%s{%s}", m.namespace, m.name, strings.Join(parts, ","))
+}
+
+func dimsOf(v any) map[string]any {
+	out := map[string]any{}
+	for _, d := range list(v) {
+		name, _ := dig(d, "Name").(string)
+		out[name] = dig(d, "Value")
+	}
+	return out
+}
+
+var (
+	insightsQuery = regexp.MustCompile(`^SELECT (SUM|MAX|MIN|AVG|COUNT)\((\w+)\) FROM SCHEMA\("([^"]+)"((?:,\s*\w+)*)\)(?:\s+WHERE\s+(.+))?$`)
+	whereClause   = regexp.MustCompile(`^(\w+)\s*=\s*'([^']*)'$`)
+	mathID        = regexp.MustCompile(`\b[a-z][A-Za-z0-9_]*\b`)
+)
+
+// alarmMetrics lists the metrics of one alarm: its single metric, the
+// MetricStats of its metric math, or the schema of its Metrics Insights
+// query (dimension values from WHERE), with the problems of its metric math.
+func alarmMetrics(id string, props map[string]any, p *problems) []metricRef {
+	var refs []metricRef
+	if name, ok := props["MetricName"]; ok {
+		if _, both := props["Metrics"]; both {
+			p.addf("%s: both MetricName and Metrics", id)
+		}
+		ns, _ := props["Namespace"].(string)
+		n, _ := name.(string)
+		if props["Statistic"] == nil || props["Period"] == nil {
+			p.addf("%s: a single-metric alarm needs Statistic and Period", id)
+		}
+		return []metricRef{{namespace: ns, name: n, dims: dimsOf(props["Dimensions"]), at: id}}
+	}
+	queries := list(props["Metrics"])
+	if len(queries) == 0 {
+		p.addf("%s: neither MetricName nor Metrics", id)
+		return nil
+	}
+	ids := map[string]bool{}
+	returned := 0
+	for _, q := range queries {
+		qid, _ := dig(q, "Id").(string)
+		ids[qid] = true
+		if same(dig(q, "ReturnData"), true) {
+			returned++
+		}
+	}
+	if returned != 1 {
+		p.addf("%s: %d Metrics entries with ReturnData true, want 1", id, returned)
+	}
+	for _, q := range queries {
+		qid, _ := dig(q, "Id").(string)
+		at := id + "." + qid
+		if ms := dig(q, "MetricStat"); ms != nil {
+			if dig(ms, "Period") == nil || dig(ms, "Stat") == nil {
+				p.addf("%s: MetricStat needs Period and Stat", at)
+			}
+			ns, _ := dig(ms, "Metric", "Namespace").(string)
+			n, _ := dig(ms, "Metric", "MetricName").(string)
+			refs = append(refs, metricRef{namespace: ns, name: n, dims: dimsOf(dig(ms, "Metric", "Dimensions")), at: at})
+			continue
+		}
+		expr, _ := dig(q, "Expression").(string)
+		expr = strings.Join(strings.Fields(expr), " ")
+		if expr == "" {
+			p.addf("%s: neither MetricStat nor Expression", at)
+			continue
+		}
+		if strings.HasPrefix(expr, "SELECT ") {
+			m := insightsQuery.FindStringSubmatch(expr)
+			if m == nil {
+				p.addf("%s: Metrics Insights query %q is not SELECT f(Metric) FROM SCHEMA(\"ns\", dims) [WHERE Dim = 'v' AND ...]", at, expr)
+				continue
+			}
+			if dig(q, "Period") == nil {
+				p.addf("%s: a Metrics Insights query in an alarm needs Period", at)
+			}
+			ref := metricRef{namespace: m[3], name: m[2], dims: map[string]any{}, at: at}
+			for _, d := range strings.Split(m[4], ",") {
+				if d = strings.TrimSpace(d); d != "" {
+					ref.dims[d] = nil // any value
+				}
+			}
+			if m[5] != "" {
+				for _, c := range strings.Split(m[5], " AND ") {
+					w := whereClause.FindStringSubmatch(strings.TrimSpace(c))
+					if w == nil {
+						p.addf("%s: WHERE clause %q is not Dim = 'value'", at, c)
+						continue
+					}
+					if _, ok := ref.dims[w[1]]; !ok {
+						p.addf("%s: WHERE %s is not a dimension of the SCHEMA", at, w[1])
+					}
+					ref.dims[w[1]] = w[2]
+				}
+			}
+			refs = append(refs, ref)
+			continue
+		}
+		for _, name := range mathID.FindAllString(expr, -1) {
+			if !ids[name] || name == qid {
+				p.addf("%s: expression %q refers to %q, which is no other entry's Id", at, expr, name)
+			}
+		}
+	}
+	return refs
+}
+
+// checkMetric verifies that a wxpay-serverless metric is one the code
+// writes with exactly these dimensions and possible values, and that an
+// AWS/SQS metric is a queue depth of one of the template's queues.
+func checkMetric(tpl *samtemplate.Template, ref metricRef, emitted map[string][]emission, p *problems) {
+	switch ref.namespace {
+	case "wxpay-serverless":
+		ems, ok := emitted[ref.name]
+		if !ok {
+			p.addf("%s: alarm on %s, a metric no function writes (metrics written: %q)", ref.at, ref, sortedKeysOf(toAny(emitted)))
+			return
+		}
+		values := dimensionValues()
+		var why []string
+		for _, e := range ems {
+			if len(e.dims) != len(ref.dims) {
+				why = append(why, fmt.Sprintf("%s writes dimensions %q", e.at, sortedKeysOf(toAny(e.dims))))
+				continue
+			}
+			match := true
+			for k, want := range ref.dims {
+				lit, has := e.dims[k]
+				val, isStr := want.(string)
+				switch {
+				case !has:
+					match = false
+					why = append(why, fmt.Sprintf("%s writes no dimension %s", e.at, k))
+				case want == nil: // any value (a Metrics Insights SCHEMA dimension)
+				case !isStr:
+					match = false
+					why = append(why, fmt.Sprintf("dimension %s = %s is not a literal", k, show(want)))
+				case lit != "" && lit != val:
+					match = false
+					why = append(why, fmt.Sprintf("%s writes %s=%q", e.at, k, lit))
+				case lit == "" && !slices.Contains(values[k], val):
+					match = false
+					why = append(why, fmt.Sprintf("%s=%q is not a value the code writes (%q)", k, val, values[k]))
+				}
+			}
+			if match {
+				return
+			}
+		}
+		p.addf("%s: alarm on %s, which no Count call writes: %s", ref.at, ref, strings.Join(why, "; "))
+	case "AWS/SQS":
+		q, attr, _ := samtemplate.SplitGetAtt(ref.dims["QueueName"])
+		if ref.name != "ApproximateNumberOfMessagesVisible" || len(ref.dims) != 1 || attr != "QueueName" || tpl.Resources[q].Type != "AWS::SQS::Queue" {
+			p.addf("%s: alarm on %s, want ApproximateNumberOfMessagesVisible with the one dimension QueueName: !GetAtt <queue>.QueueName", ref.at, ref)
+		}
+	default:
+		p.addf("%s: alarm on %s: namespace %q is neither wxpay-serverless nor AWS/SQS", ref.at, ref, ref.namespace)
+	}
+}
+
+func toAny[V any](m map[string]V) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// alarmFires reports whether a threshold alarm fires on one message (a
+// value of 1).
+func alarmFires(props map[string]any) bool {
+	t, _ := strconv.ParseFloat(fmt.Sprint(props["Threshold"]), 64)
+	switch props["ComparisonOperator"] {
+	case "GreaterThanThreshold":
+		return 1 > t
+	case "GreaterThanOrEqualToThreshold":
+		return 1 >= t
+	}
+	return false
+}
+
+// checkAlarms: the CloudWatch alarms notify the optional topic, read only
+// metrics the code writes (or the queues' depth), and cover notify
+// failures, reconciliation results and every dead-letter queue.
+func checkAlarms(tpl *samtemplate.Template, _ []byte) []string {
+	var p problems
+	param, _ := dig(tpl.Raw, "Parameters", "AlarmTopicArn").(map[string]any)
+	if param == nil || param["Type"] != "String" || !same(param["Default"], "") {
+		p.addf("Parameters.AlarmTopicArn = %s, want an optional String (Default \"\")", show(param))
+	}
+	wantCond := map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "AlarmTopicArn"}, ""}}}}
+	if got := dig(tpl.Raw, "Conditions", "HasAlarmTopic"); !same(got, wantCond) {
+		p.addf("Conditions.HasAlarmTopic = %s, want !Not [!Equals [!Ref AlarmTopicArn, \"\"]]", show(got))
+	}
+	wantActions := map[string]any{"Fn::If": []any{"HasAlarmTopic", []any{map[string]any{"Ref": "AlarmTopicArn"}}, map[string]any{"Ref": "AWS::NoValue"}}}
+	emitted, err := emittedMetrics()
+	if err != nil {
+		return append(p, fmt.Sprintf("reading the Count calls under shared/: %v", err))
+	}
+	outcomes := map[string]bool{} // Notifications outcomes some alarm watches
+	recon := map[string]bool{}    // reconciliation metrics some alarm watches
+	queues := map[string]bool{}   // queues with a depth alarm that fires on one message
+	for _, id := range resourceIDs(tpl) {
+		r := tpl.Resources[id]
+		if r.Type != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		props := r.Properties
+		if d, _ := props["AlarmDescription"].(string); !strings.Contains(d, "docs/") {
+			p.addf("%s: AlarmDescription should say what broke and point at the runbook (docs/...)", id)
+		}
+		for _, k := range []string{"AlarmActions", "OKActions"} {
+			if !same(props[k], wantActions) {
+				p.addf("%s: %s = %s, want !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]", id, k, show(props[k]))
+			}
+		}
+		if props["TreatMissingData"] != "notBreaching" {
+			p.addf("%s: TreatMissingData = %s, want notBreaching (no traffic is no failure)", id, show(props["TreatMissingData"]))
+		}
+		eval, _ := strconv.Atoi(fmt.Sprint(props["EvaluationPeriods"]))
+		dta, _ := strconv.Atoi(fmt.Sprint(props["DatapointsToAlarm"]))
+		if eval < 1 || dta < 1 || dta > eval {
+			p.addf("%s: EvaluationPeriods %s, DatapointsToAlarm %s, want 1 <= DatapointsToAlarm <= EvaluationPeriods", id, show(props["EvaluationPeriods"]), show(props["DatapointsToAlarm"]))
+		}
+		switch props["ComparisonOperator"] {
+		case "GreaterThanThreshold", "GreaterThanOrEqualToThreshold":
+		default:
+			p.addf("%s: ComparisonOperator %s, want GreaterThan(OrEqualTo)Threshold", id, show(props["ComparisonOperator"]))
+		}
+		for _, ref := range alarmMetrics(id, props, &p) {
+			checkMetric(tpl, ref, emitted, &p)
+			switch {
+			case ref.name == "Notifications":
+				if o, ok := ref.dims["Outcome"].(string); ok {
+					outcomes[o] = true
+				}
+			case strings.HasPrefix(ref.name, "Reconciliation"):
+				key := ref.name
+				if s, ok := ref.dims["Status"].(string); ok {
+					key += "/" + s
+				}
+				recon[key] = true
+			case ref.namespace == "AWS/SQS" && alarmFires(props):
+				q, _, _ := samtemplate.SplitGetAtt(ref.dims["QueueName"])
+				queues[q] = true
+			}
+		}
+	}
+	for _, o := range []string{notify.OutcomeBadSignature, notify.OutcomeStoreError, notify.OutcomeAnomaly} {
+		if !outcomes[o] {
+			p.addf("no alarm watches Notifications with Outcome %s (watched: %q)", o, sortedSet(outcomes))
+		}
+	}
+	for _, m := range []string{"ReconciliationDifferences", "ReconciliationRuns/" + billing.StatusFailed} {
+		if !recon[m] {
+			p.addf("no alarm watches %s (watched: %q)", m, sortedSet(recon))
+		}
+	}
+	for _, id := range resourceIDs(tpl) {
+		if tpl.Resources[id].Type == "AWS::SQS::Queue" && !queues[id] {
+			p.addf("queue %s has no alarm on ApproximateNumberOfMessagesVisible that fires on one message", id)
+		}
+	}
 	return p
 }

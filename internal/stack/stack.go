@@ -21,10 +21,12 @@ import (
 
 	"github.com/wxpay-serverless/wxpay-serverless/internal/ddblocal"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/frontdoor"
+	"github.com/wxpay-serverless/wxpay-serverless/internal/s3fake"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/testkeys"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/wxpaysim"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/blobstore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ddbstore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/metrics"
@@ -45,7 +47,14 @@ type Options struct {
 	TimeScale        float64            // notification retry schedule scale; default 1
 	Log              io.Writer          // handler logs; default discard
 	Events           domainevent.Publisher
-	Now              func() time.Time // handler clock; default time.Now
+	Now              func() time.Time // handler clock; default Clock, then time.Now
+	// Clock, when set, is the one clock of the simulator, the WeChat Pay
+	// client and the handlers (billing tests move it to the morning after,
+	// when a day's bills exist); nil means time.Now everywhere.
+	Clock func() time.Time
+	// BillsDir keeps bills and reports as files under a directory; ""
+	// keeps them in an in-memory S3 fake behind the real S3 client.
+	BillsDir string
 	// Authorizer checks JWTs at the front door like the HTTP API's JWT
 	// authorizer; nil generates a TEST dev issuer.
 	Authorizer *frontdoor.Authorizer
@@ -65,6 +74,9 @@ type Stack struct {
 	Targets   []frontdoor.Target
 	Client    *wxpay.Client
 	Auth      *frontdoor.Authorizer
+	Bills     blobstore.Store // the billing function's bucket (bills.go)
+	S3        *s3fake.Server  // nil with Options.BillsDir
+	s3Srv     *http.Server
 	dir       string
 	simSrv    *http.Server
 	frontSrv  *http.Server
@@ -132,7 +144,7 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 	s.SimURL = "http://" + simLn.Addr().String()
 	s.FrontURL = "http://" + frontLn.Addr().String()
 
-	s.Sim, err = wxpaysim.New(wxpaysim.Config{Platform: s.Platform, TimeScale: o.TimeScale})
+	s.Sim, err = wxpaysim.New(wxpaysim.Config{Platform: s.Platform, TimeScale: o.TimeScale, Now: o.Clock})
 	if err != nil {
 		return nil, err
 	}
@@ -146,9 +158,16 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		AppIDs: []string{s.Merchant.AppID}, NotifyURL: s.FrontURL + "/notify/payscore"}); err != nil {
 		return nil, err
 	}
-	s.Client = wxpay.New(wxpay.Config{Credentials: s.Secrets, BaseURL: s.SimURL})
-	s.Deps = app.Deps{Store: s.Store, Secrets: s.Secrets, Log: log, Now: o.Now, Events: o.Events,
-		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: logOut}, WeChat: s.Client, NotifyBaseURL: s.FrontURL + "/notify"}
+	s.Client = wxpay.New(wxpay.Config{Credentials: s.Secrets, BaseURL: s.SimURL, Now: o.Clock})
+	if err := s.startBills(o.BillsDir); err != nil {
+		return nil, err
+	}
+	handlerNow := o.Now
+	if handlerNow == nil {
+		handlerNow = o.Clock
+	}
+	s.Deps = app.Deps{Store: s.Store, Secrets: s.Secrets, Log: log, Now: handlerNow, Events: o.Events,
+		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: logOut}, WeChat: s.Client, NotifyBaseURL: s.FrontURL + "/notify", Bills: s.Bills}
 	s.Targets = frontdoor.AllFunctions(s.Deps)
 
 	s.Auth = o.Authorizer
@@ -192,6 +211,9 @@ func (s *Stack) Close() {
 	}
 	if s.simSrv != nil {
 		_ = s.simSrv.Shutdown(ctx)
+	}
+	if s.s3Srv != nil {
+		_ = s.s3Srv.Shutdown(ctx)
 	}
 	if s.dir != "" {
 		_ = os.RemoveAll(s.dir)

@@ -261,12 +261,13 @@ func (s *Sim) TradeBill(mchID, billDate, billType string) ([]byte, error) {
 	return text, nil
 }
 
-// billRoutes are the /v3/ routes of bills.
+// billRoutes are the /v3/ routes of bills (bill_extras.go wraps them: fund-flow
+// bills and bill faults).
 func (s *Sim) billRoutes() []route {
-	return []route{
+	return s.billExtras([]route{
 		{method: http.MethodGet, pattern: "/v3/bill/tradebill", handle: s.applyTradeBill},
 		{method: http.MethodGet, pattern: "/v3/billdownload/file", handle: s.downloadBill},
-	}
+	})
 }
 
 // billToken is what a download_url carries: the bill asked for, its expiry,
@@ -403,9 +404,9 @@ func (s *Sim) downloadBill(_ context.Context, c *call) (reply, error) {
 
 // billAdminRoutes are the user-side actions of bills under /sim/.
 func (s *Sim) billAdminRoutes() []adminRoute {
-	return []adminRoute{
+	return append([]adminRoute{
 		{http.MethodGet, "/sim/bills/tradebill", "a day's trade bill text now, ready or not (?mchid=&bill_date=&bill_type=)", s.adminTradeBill},
-	}
+	}, s.billExtraAdminRoutes()...)
 }
 
 func (s *Sim) adminTradeBill(w http.ResponseWriter, r *http.Request, _ map[string]string) {

@@ -207,6 +207,9 @@ func (s *Sim) tradeText(m *merchant, mchID, date, billType string, faults map[Fa
 
 func (s *Sim) wrapTradeApply(next handlerFunc) handlerFunc {
 	return func(ctx context.Context, c *call) (reply, error) {
+		if c.m != nil {
+			s.syncPayScoreDeductions(c.m)
+		}
 		rep, err := next(ctx, c)
 		if err != nil {
 			return rep, err
@@ -233,6 +236,9 @@ func (s *Sim) wrapTradeApply(next handlerFunc) handlerFunc {
 
 func (s *Sim) wrapDownload(next handlerFunc) handlerFunc {
 	return func(ctx context.Context, c *call) (reply, error) {
+		if c.m != nil {
+			s.syncPayScoreDeductions(c.m)
+		}
 		tok, payload, mac, ok := parseBillToken(c.query.Get("token"))
 		fund := ok && strings.HasPrefix(tok.billType, "FUNDFLOW:")
 		if !fund {
@@ -320,6 +326,7 @@ func (s *Sim) applyFundFlowBill(ctx context.Context, c *call) (reply, error) {
 	case now.Before(d.AddDate(0, 0, 1).Add(billReadyHour * time.Hour)):
 		return reply{}, apiErr(http.StatusBadRequest, "STATEMENT_CREATING", "账单生成中，请在次日%d点后再试 (%s)", billReadyHour, date)
 	}
+	s.syncPayScoreDeductions(c.m)
 	faults := s.billFaults(c.mchID, "fundflowbill", "apply")
 	c.m.mu.Lock()
 	text, rows := c.m.fundFlowBill(date)
@@ -350,6 +357,7 @@ func (s *Sim) FundFlowBill(mchID, billDate string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.syncPayScoreDeductions(m)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	text, _ := m.fundFlowBill(billDate)

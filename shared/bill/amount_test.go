@@ -57,7 +57,7 @@ func TestParseFeeKeepsFiveDecimals(t *testing.T) {
 		{"0.00000", 0, 0, true},
 		{"0.00600", 600, 1, true}, // 0.006 yuan = 0.6 fen -> rounds to 1 fen
 		{"0.00400", 400, 0, true},
-		{"0.00500", 500, 1, true},  // half away from zero
+		{"0.00500", 500, 1, true}, // half away from zero
 		{"-0.00500", -500, -1, true},
 		{"0.01", 1000, 1, true},
 		{"12.34567", 1234567, 1235, true},

@@ -10,35 +10,35 @@ type col int
 
 // Trade-bill detail columns.
 const (
-	cTime             col = iota // 交易时间
-	cAppID                       // 公众账号ID
-	cMchID                       // 商户号
-	cSubMchID                    // 特约商户号 (子商户号 in v2 files)
-	cDevice                      // 设备号
-	cTxnID                       // 微信订单号
-	cOutTradeNo                  // 商户订单号
-	cOpenID                      // 用户标识
-	cTradeType                   // 交易类型
-	cTradeState                  // 交易状态
-	cBank                        // 付款银行
-	cCurrency                    // 货币种类
-	cSettlement                  // 应结订单金额 (legacy: 总金额)
-	cCoupon                      // 代金券金额 (legacy: 企业红包金额, 代金券或立减优惠金额)
-	cRefundID                    // 微信退款单号
-	cOutRefundNo                 // 商户退款单号
-	cRefundAmount                // 退款金额
-	cCashCouponRefund            // 充值券退款金额 (legacy: 企业红包退款金额, 代金券或立减优惠退款金额)
-	cRefundType                  // 退款类型
-	cRefundStatus                // 退款状态
-	cDescription                 // 商品名称
-	cAttach                      // 商户数据包
-	cFee                         // 手续费
-	cFeeRate                     // 费率
-	cTotal                       // 订单金额
-	cRefundRequested             // 申请退款金额
-	cFeeNote                     // 费率备注
-	cRefundApplyTime             // 退款申请时间 (REFUND bills)
-	cRefundSuccessTime           // 退款成功时间 (REFUND bills)
+	cTime              col = iota // 交易时间
+	cAppID                        // 公众账号ID
+	cMchID                        // 商户号
+	cSubMchID                     // 特约商户号 (子商户号 in v2 files)
+	cDevice                       // 设备号
+	cTxnID                        // 微信订单号
+	cOutTradeNo                   // 商户订单号
+	cOpenID                       // 用户标识
+	cTradeType                    // 交易类型
+	cTradeState                   // 交易状态
+	cBank                         // 付款银行
+	cCurrency                     // 货币种类
+	cSettlement                   // 应结订单金额 (legacy: 总金额)
+	cCoupon                       // 代金券金额 (legacy: 企业红包金额, 代金券或立减优惠金额)
+	cRefundID                     // 微信退款单号
+	cOutRefundNo                  // 商户退款单号
+	cRefundAmount                 // 退款金额
+	cCashCouponRefund             // 充值券退款金额 (legacy: 企业红包退款金额, 代金券或立减优惠退款金额)
+	cRefundType                   // 退款类型
+	cRefundStatus                 // 退款状态
+	cDescription                  // 商品名称
+	cAttach                       // 商户数据包
+	cFee                          // 手续费
+	cFeeRate                      // 费率
+	cTotal                        // 订单金额
+	cRefundRequested              // 申请退款金额
+	cFeeNote                      // 费率备注
+	cRefundApplyTime              // 退款申请时间 (REFUND bills)
+	cRefundSuccessTime            // 退款成功时间 (REFUND bills)
 	numTradeCols
 )
 

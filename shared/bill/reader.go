@@ -29,9 +29,11 @@ package bill
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"strings"
 )
 
@@ -416,40 +418,42 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-// sepIndex finds the next field separator ",`".
-func sepIndex(b []byte) int {
-	off := 0
-	for {
-		i := bytes.IndexByte(b[off:], ',')
-		if i < 0 {
-			return -1
-		}
-		off += i
-		if off+1 < len(b) && b[off+1] == '`' {
-			return off
-		}
-		off++
-	}
-}
-
 // splitValues splits a backtick line (detail row or summary values) into
 // r.fields and returns the field count.
 func (r *Reader) splitValues(line []byte) (int, error) {
-	b := line[1:]
-	n := 0
-	for {
-		if n == maxCols {
+	// Fields are separated by ",`". Commas are found eight bytes at a time
+	// (SWAR): a word's bytes equal to ',' get their high bit set. The test
+	// can flag a byte after a true match by borrow, so every candidate is
+	// checked against the bytes themselves.
+	n, start := 0, 1
+	emit := func(j int) bool {
+		if n == maxCols-1 {
+			return false
+		}
+		r.fields[n] = trimSpace(line[start:j])
+		n++
+		start = j + 2
+		return true
+	}
+	i := 1
+	for ; i+8 <= len(line); i += 8 {
+		v := binary.LittleEndian.Uint64(line[i:]) ^ 0x2c2c2c2c2c2c2c2c
+		m := (v - 0x0101010101010101) &^ v & 0x8080808080808080
+		for m != 0 {
+			j := i + bits.TrailingZeros64(m)/8
+			m &= m - 1
+			if j >= start && line[j] == ',' && j+1 < len(line) && line[j+1] == '`' && !emit(j) {
+				return 0, &ParseError{Line: r.line, Err: fmt.Errorf("%w: more than %d fields", ErrFormat, maxCols)}
+			}
+		}
+	}
+	for j := max(i, start); j+1 < len(line); j++ {
+		if line[j] == ',' && line[j+1] == '`' && !emit(j) {
 			return 0, &ParseError{Line: r.line, Err: fmt.Errorf("%w: more than %d fields", ErrFormat, maxCols)}
 		}
-		j := sepIndex(b)
-		if j < 0 {
-			r.fields[n] = trimSpace(b)
-			return n + 1, nil
-		}
-		r.fields[n] = trimSpace(b[:j])
-		n++
-		b = b[j+2:]
 	}
+	r.fields[n] = trimSpace(line[start:])
+	return n + 1, nil
 }
 
 // advance moves to the next detail row (fields split into r.fields), or

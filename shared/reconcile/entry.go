@@ -83,23 +83,23 @@ const NoDay = -1 << 40
 // Settlement (订单金额 = 应结订单金额 + 免充值券金额, seed Q7), Payer = Total −
 // Coupon for charges and Settlement − Coupon for refunds.
 type Entry struct {
-	Kind      Kind
-	Flags     Flags
-	Key       []byte // out_trade_no or out_order_no (charges), out_refund_no (refunds)
-	TxnID     []byte // transaction_id (the paid transaction, also on refunds)
-	RefundID  []byte // refund_id
-	OrderNo   []byte // refunds: out_trade_no of the order; AUTH rows: the service order id of the attach
-	TradeType []byte
-	Status    []byte // normalised: StatusSuccess...
-	Time      int64  // Unix seconds: 交易时间, or the ledger's WeChat time (success / refund creation)
-	Day       int64  // bill.DayNumber the side files it under (bill: of Time; ledger: its index day) or NoDay
-	Total     int64
-	Payer     int64
+	Kind       Kind
+	Flags      Flags
+	Key        []byte // out_trade_no or out_order_no (charges), out_refund_no (refunds)
+	TxnID      []byte // transaction_id (the paid transaction, also on refunds)
+	RefundID   []byte // refund_id
+	OrderNo    []byte // refunds: out_trade_no of the order; AUTH rows: the service order id of the attach
+	TradeType  []byte
+	Status     []byte // normalised: StatusSuccess...
+	Time       int64  // Unix seconds: 交易时间, or the ledger's WeChat time (success / refund creation)
+	Day        int64  // bill.DayNumber the side files it under (bill: of Time; ledger: its index day) or NoDay
+	Total      int64
+	Payer      int64
 	Settlement int64
-	Coupon    int64
-	NoCash    int64
-	Fee       int64 // bill.FeeUnit (bill side only)
-	Line      int64 // bill line (bill side only)
+	Coupon     int64
+	NoCash     int64
+	Fee        int64 // bill.FeeUnit (bill side only)
+	Line       int64 // bill line (bill side only)
 }
 
 // ErrEntry: an entry that cannot be recorded (empty or oversized key).
@@ -170,30 +170,48 @@ func FromTradeRow(row *bill.TradeRow, e *Entry) {
 	e.Payer = e.Total - e.Coupon
 }
 
-// record layout (little-endian): u32 length of the rest | kind u8 |
-// u16 key length | key | uvarint flags | varint time, day, total, payer,
-// settlement, coupon, nocash, fee, line | uvarint-prefixed txn, refund id,
-// order no, trade type, status.
+// recordBound is an upper bound of e's encoded size.
+func recordBound(e *Entry) int {
+	return 4 + 1 + 2 + len(e.Key) + 2 + 9*8 + 5*2 + len(e.TxnID) + len(e.RefundID) + len(e.OrderNo) + len(e.TradeType) + len(e.Status)
+}
+
+// record layout (little-endian, fixed-width numbers so that decoding is
+// plain loads): u32 length of the rest | kind u8 | u16 key length | key |
+// u16 flags | 9 × i64 time, day, total, payer, settlement, coupon, nocash,
+// fee, line | 5 × (u16 length, bytes) txn, refund id, order no, trade
+// type, status.
 
 // appendRecord encodes e at the end of b.
 func appendRecord(b []byte, e *Entry) ([]byte, error) {
 	if len(e.Key) == 0 || len(e.Key) > maxKeyLen {
 		return b, fmt.Errorf("%w: %s key of %d bytes (line %d)", ErrEntry, e.Kind, len(e.Key), e.Line)
 	}
+	for _, s := range [...][]byte{e.TxnID, e.RefundID, e.OrderNo, e.TradeType, e.Status} {
+		if len(s) > maxKeyLen {
+			return b, fmt.Errorf("%w: %s %s: a field of %d bytes (line %d)", ErrEntry, e.Kind, e.Key, len(s), e.Line)
+		}
+	}
 	start := len(b)
-	b = append(b, 0, 0, 0, 0, byte(e.Kind))
-	b = binary.LittleEndian.AppendUint16(b, uint16(len(e.Key)))
-	b = append(b, e.Key...)
-	b = binary.AppendUvarint(b, uint64(e.Flags))
+	n := recordBound(e)
+	if cap(b)-start < n {
+		b = append(b[:cap(b)], make([]byte, n)...)[:start]
+	}
+	p := b[start : start+n]
+	p[4] = byte(e.Kind)
+	binary.LittleEndian.PutUint16(p[5:], uint16(len(e.Key)))
+	i := 7 + copy(p[7:], e.Key)
+	binary.LittleEndian.PutUint16(p[i:], uint16(e.Flags))
+	i += 2
 	for _, v := range [...]int64{e.Time, e.Day, e.Total, e.Payer, e.Settlement, e.Coupon, e.NoCash, e.Fee, e.Line} {
-		b = binary.AppendVarint(b, v)
+		binary.LittleEndian.PutUint64(p[i:], uint64(v))
+		i += 8
 	}
 	for _, s := range [...][]byte{e.TxnID, e.RefundID, e.OrderNo, e.TradeType, e.Status} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
+		binary.LittleEndian.PutUint16(p[i:], uint16(len(s)))
+		i += 2 + copy(p[i+2:], s)
 	}
-	binary.LittleEndian.PutUint32(b[start:], uint32(len(b)-start-4))
-	return b, nil
+	binary.LittleEndian.PutUint32(p, uint32(i-4))
+	return b[:start+i], nil
 }
 
 // recordKey returns the kind byte and key of an encoded record body (the
@@ -221,26 +239,31 @@ var errCorruptRecord = errors.New("reconcile: corrupt spill record")
 func decodeRecord(body []byte, e *Entry) error {
 	kind, key := recordKey(body)
 	p := body[3+len(key):]
-	e.Kind, e.Key = Kind(kind), key
-	f, n := binary.Uvarint(p)
-	if n <= 0 {
+	if len(p) < 2+9*8 {
 		return errCorruptRecord
 	}
-	e.Flags = Flags(f)
-	p = p[n:]
-	for _, dst := range [...]*int64{&e.Time, &e.Day, &e.Total, &e.Payer, &e.Settlement, &e.Coupon, &e.NoCash, &e.Fee, &e.Line} {
-		v, n := binary.Varint(p)
-		if n <= 0 {
-			return errCorruptRecord
-		}
-		*dst, p = v, p[n:]
-	}
+	e.Kind, e.Key = Kind(kind), key
+	e.Flags = Flags(binary.LittleEndian.Uint16(p))
+	p = p[2:]
+	e.Time = int64(binary.LittleEndian.Uint64(p[0:]))
+	e.Day = int64(binary.LittleEndian.Uint64(p[8:]))
+	e.Total = int64(binary.LittleEndian.Uint64(p[16:]))
+	e.Payer = int64(binary.LittleEndian.Uint64(p[24:]))
+	e.Settlement = int64(binary.LittleEndian.Uint64(p[32:]))
+	e.Coupon = int64(binary.LittleEndian.Uint64(p[40:]))
+	e.NoCash = int64(binary.LittleEndian.Uint64(p[48:]))
+	e.Fee = int64(binary.LittleEndian.Uint64(p[56:]))
+	e.Line = int64(binary.LittleEndian.Uint64(p[64:]))
+	p = p[72:]
 	for _, dst := range [...]*[]byte{&e.TxnID, &e.RefundID, &e.OrderNo, &e.TradeType, &e.Status} {
-		l, n := binary.Uvarint(p)
-		if n <= 0 || uint64(len(p)-n) < l {
+		if len(p) < 2 {
 			return errCorruptRecord
 		}
-		*dst, p = p[n:n+int(l)], p[n+int(l):]
+		l := int(binary.LittleEndian.Uint16(p))
+		if len(p)-2 < l {
+			return errCorruptRecord
+		}
+		*dst, p = p[2:2+l], p[2+l:]
 	}
 	return nil
 }

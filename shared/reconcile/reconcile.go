@@ -50,8 +50,12 @@ type Options struct {
 	CrossDayWindow time.Duration
 	// TempDir holds spilled runs; default os.TempDir().
 	TempDir string
-	// ChunkBytes is the in-memory chunk of each side; default 16 MiB.
+	// ChunkBytes is the in-memory chunk of each side; default 8 MiB.
 	ChunkBytes int
+	// NoLedger validates the bill alone: its rows' identities, duplicates,
+	// days, attach fields and summary, without matching a ledger (the
+	// operator command's --ledger none).
+	NoLedger bool
 	// Progress, if set, is called every ProgressEvery entries while merging.
 	Progress      func(Progress)
 	ProgressEvery int64
@@ -71,6 +75,7 @@ type Reconciler struct {
 	bills   *sorter
 	ledger  *sorter
 	scratch Entry
+	sealed  bool
 
 	// Merge state.
 	garena  []byte
@@ -100,7 +105,7 @@ func New(opts Options) (*Reconciler, error) {
 		opts.CrossDayWindow = 10 * time.Minute
 	}
 	if opts.ChunkBytes <= 0 {
-		opts.ChunkBytes = 16 << 20
+		opts.ChunkBytes = 8 << 20
 	}
 	if opts.TempDir == "" {
 		opts.TempDir = os.TempDir()
@@ -109,6 +114,9 @@ func New(opts Options) (*Reconciler, error) {
 		opts.ProgressEvery = 250_000
 	}
 	r := &Reconciler{opts: opts, day: day, bills: newSorter(opts.TempDir, opts.ChunkBytes), ledger: newSorter(opts.TempDir, opts.ChunkBytes)}
+	// The ledger is read from key-ordered day indexes: in-order entries
+	// skip the sort (out-of-order ones still go through it).
+	r.ledger.adaptive = true
 	r.sum.Date = opts.Date
 	r.sum.ByClass = map[Class]int64{}
 	return r, nil
@@ -125,8 +133,17 @@ func (r *Reconciler) AddBillRow(row *bill.TradeRow) error {
 func (r *Reconciler) AddBill(e *Entry) error { return r.bills.add(e) }
 
 // AddLedger buffers one ledger entry. Day should be the index day the
-// entry was read from.
-func (r *Reconciler) AddLedger(e *Entry) error { return r.ledger.add(e) }
+// entry was read from. The first call seals the bill side: a bill that
+// spilled to disk releases its memory before the ledger is read.
+func (r *Reconciler) AddLedger(e *Entry) error {
+	if !r.sealed {
+		if err := r.bills.seal(); err != nil {
+			return err
+		}
+		r.sealed = true
+	}
+	return r.ledger.add(e)
+}
 
 // BillEntries and LedgerEntries count what was added.
 func (r *Reconciler) BillEntries() int64 { return r.bills.count }
@@ -345,7 +362,7 @@ func (r *Reconciler) group(ctx context.Context) error {
 		}
 	}
 	switch {
-	case primary == nil && led == nil:
+	case primary == nil && led == nil, r.opts.NoLedger:
 		return nil
 	case primary == nil:
 		return r.ledgerOnly(led)

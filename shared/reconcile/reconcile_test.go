@@ -420,3 +420,30 @@ func TestOptionsAndEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestNoLedgerValidatesTheBillAlone(t *testing.T) {
+	d := cleanDay()
+	d.rows = append(d.rows, d.rows[0])            // a duplicate
+	d.rows[3].Settlement, d.rows[3].Coupon = 2, 0 // 应结订单金额 above 订单金额
+	d.orders, d.refunds, d.payscore = nil, nil, nil
+	rec, err := reconcile.New(reconcile.Options{Date: date, NoLedger: true, TempDir: t.TempDir()})
+	must(t, err)
+	defer rec.Close()
+	text := billtest.Trade(billtest.NoPrepaid, d.rows)
+	br, err := bill.NewReader(bytes.NewReader(text))
+	must(t, err)
+	for {
+		row, err := br.NextTrade()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		must(t, rec.AddBillRow(row))
+	}
+	sum, err := rec.Finish(context.Background())
+	must(t, err)
+	want := map[reconcile.Class]int64{reconcile.Duplicate: 1, reconcile.BillIdentity: 1}
+	if !maps.Equal(sum.ByClass, want) || sum.Matched != 0 || sum.Bill.Charges != 7 {
+		t.Fatalf("bill-only validation: %v, matched %d, bill %+v", sum.ByClass, sum.Matched, sum.Bill)
+	}
+}

@@ -2,7 +2,8 @@ package reconcile
 
 import (
 	"bufio"
-	"container/heap"
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,26 +20,88 @@ type sorter struct {
 	dir        string
 	chunkBytes int
 	arena      []byte
-	offs       []uint32
+	offs       []sortKey
 	runs       []*os.File
 	count      int64
 	spilled    int64 // bytes written to runs
+	w          *bufio.Writer
+
+	// adaptive: entries that arrive in order (the ledger's day indexes are
+	// read in key order) are appended to one run as they come, without
+	// going through the arena and the sort; only out-of-order ones do.
+	adaptive  bool
+	appendRun *os.File
+	appendW   *bufio.Writer
+	lastKind  Kind
+	lastKey   []byte
+	rec       []byte
+}
+
+// sortKey is a record's place in the arena with the first 16 bytes of its
+// sort key (kind, then key, zero-padded, big-endian): most comparisons are
+// decided by these two words without touching the arena.
+type sortKey struct {
+	hi, lo uint64
+	off    uint32
+}
+
+func newSortKey(kind Kind, key []byte, off int) sortKey {
+	var b [16]byte
+	b[0] = byte(kind)
+	copy(b[1:], key)
+	return sortKey{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), off: uint32(off)}
 }
 
 func newSorter(dir string, chunkBytes int) *sorter {
 	return &sorter{dir: dir, chunkBytes: chunkBytes}
 }
 
+// inOrder reports whether e sorts at or after the last appended entry.
+func (s *sorter) inOrder(e *Entry) bool {
+	if s.lastKey == nil {
+		return true
+	}
+	if e.Kind != s.lastKind {
+		return e.Kind > s.lastKind
+	}
+	return bytes.Compare(e.Key, s.lastKey) >= 0
+}
+
 func (s *sorter) add(e *Entry) error {
-	if s.arena == nil {
-		s.arena = make([]byte, 0, min(s.chunkBytes+4096, 1<<20))
+	if s.adaptive && s.inOrder(e) {
+		var err error
+		if s.rec, err = appendRecord(s.rec[:0], e); err != nil {
+			return err
+		}
+		if s.appendRun == nil {
+			f, err := os.CreateTemp(s.dir, "reconcile-run-*")
+			if err != nil {
+				return fmt.Errorf("reconcile: spill: %w", err)
+			}
+			s.appendRun, s.appendW = f, bufio.NewWriterSize(f, 256<<10)
+		}
+		if _, err := s.appendW.Write(s.rec); err != nil {
+			return fmt.Errorf("reconcile: spill: %w", err)
+		}
+		s.spilled += int64(len(s.rec))
+		s.lastKind, s.lastKey = e.Kind, append(s.lastKey[:0], e.Key...)
+		s.count++
+		return nil
+	}
+	if need := len(s.arena) + recordBound(e); need > cap(s.arena) {
+		// Grow geometrically, but never past one chunk (plus the record
+		// that crosses it): the arena is the bulk of the memory bound.
+		c := min(max(2*cap(s.arena), 64<<10, need), s.chunkBytes+recordBound(e))
+		grown := make([]byte, len(s.arena), max(c, need))
+		copy(grown, s.arena)
+		s.arena = grown
 	}
 	off := len(s.arena)
 	var err error
 	if s.arena, err = appendRecord(s.arena, e); err != nil {
 		return err
 	}
-	s.offs = append(s.offs, uint32(off))
+	s.offs = append(s.offs, newSortKey(e.Kind, e.Key, off))
 	s.count++
 	if len(s.arena) >= s.chunkBytes {
 		return s.spill()
@@ -52,7 +115,15 @@ func (s *sorter) body(off uint32) []byte {
 }
 
 func (s *sorter) sortChunk() {
-	slices.SortFunc(s.offs, func(a, b uint32) int { return compareRecords(s.body(a), s.body(b)) })
+	slices.SortFunc(s.offs, func(a, b sortKey) int {
+		switch {
+		case a.hi != b.hi:
+			return cmp.Compare(a.hi, b.hi)
+		case a.lo != b.lo:
+			return cmp.Compare(a.lo, b.lo)
+		}
+		return compareRecords(s.body(a.off), s.body(b.off))
+	})
 }
 
 // spill writes the current chunk, sorted, as a new run.
@@ -66,8 +137,13 @@ func (s *sorter) spill() error {
 		return fmt.Errorf("reconcile: spill: %w", err)
 	}
 	s.runs = append(s.runs, f)
-	w := bufio.NewWriterSize(f, 256<<10)
-	for _, off := range s.offs {
+	if s.w == nil {
+		s.w = bufio.NewWriterSize(f, 256<<10)
+	}
+	w := s.w
+	w.Reset(f)
+	for _, k := range s.offs {
+		off := k.off
 		n := binary.LittleEndian.Uint32(s.arena[off:])
 		if _, err := w.Write(s.arena[off : off+4+n]); err != nil {
 			return fmt.Errorf("reconcile: spill: %w", err)
@@ -81,8 +157,29 @@ func (s *sorter) spill() error {
 	return nil
 }
 
+// seal ends the adding phase early: when the side has spilled already, its
+// last partial chunk is spilled too and the arena released, so that it
+// holds no memory while the other side is read.
+func (s *sorter) seal() error {
+	if len(s.runs) == 0 {
+		return nil
+	}
+	if err := s.spill(); err != nil {
+		return err
+	}
+	s.arena, s.offs = nil, nil
+	return nil
+}
+
 // iterator returns the entries in order. After it, add must not be called.
 func (s *sorter) iterator() (recordIter, error) {
+	if s.appendRun != nil {
+		if err := s.appendW.Flush(); err != nil {
+			return nil, fmt.Errorf("reconcile: spill: %w", err)
+		}
+		s.runs = append(s.runs, s.appendRun)
+		s.appendRun, s.appendW = nil, nil
+	}
 	if len(s.runs) == 0 {
 		s.sortChunk()
 		return &memIter{s: s}, nil
@@ -105,13 +202,17 @@ func (s *sorter) iterator() (recordIter, error) {
 			m.h = append(m.h, c)
 		}
 	}
-	heap.Init(&m.h)
+	m.init()
 	return m, nil
 }
 
 // close removes the runs.
 func (s *sorter) close() error {
 	var errs []error
+	if s.appendRun != nil {
+		s.runs = append(s.runs, s.appendRun)
+		s.appendRun = nil
+	}
 	for _, f := range s.runs {
 		errs = append(errs, f.Close(), os.Remove(f.Name()))
 	}
@@ -134,77 +235,109 @@ func (m *memIter) next() ([]byte, error) {
 	if m.i >= len(m.s.offs) {
 		return nil, io.EOF
 	}
-	b := m.s.body(m.s.offs[m.i])
+	b := m.s.body(m.s.offs[m.i].off)
 	m.i++
 	return b, nil
 }
 
+// runCursor reads one run. The current record is a slice of the bufio
+// buffer itself (Peek), valid until the cursor advances: no copy.
 type runCursor struct {
-	r   *bufio.Reader
-	cur []byte
-	buf []byte
+	r    *bufio.Reader
+	cur  []byte
+	key  sortKey // prefix of cur's sort key (off unused)
+	skip int     // bytes of the current record still in the buffer
 }
 
 func (c *runCursor) next() (bool, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
-		if err == io.EOF {
+	if c.skip > 0 {
+		if _, err := c.r.Discard(c.skip); err != nil {
+			return false, fmt.Errorf("reconcile: read run: %w", err)
+		}
+		c.skip = 0
+	}
+	hdr, err := c.r.Peek(4)
+	if err != nil {
+		if err == io.EOF && len(hdr) == 0 {
 			return false, nil
 		}
 		return false, fmt.Errorf("reconcile: read run: %w", err)
 	}
-	n := binary.LittleEndian.Uint32(hdr[:])
-	if n < 3 || n > 1<<24 {
+	n := int(binary.LittleEndian.Uint32(hdr))
+	if n < 3 || n > c.r.Size()-4 {
 		return false, errCorruptRecord
 	}
-	if cap(c.buf) < int(n) {
-		c.buf = make([]byte, n, max(int(n), 512))
-	}
-	c.buf = c.buf[:n]
-	if _, err := io.ReadFull(c.r, c.buf); err != nil {
+	rec, err := c.r.Peek(4 + n)
+	if err != nil {
 		return false, fmt.Errorf("reconcile: read run: %w", err)
 	}
-	c.cur = c.buf
+	c.cur, c.skip = rec[4:], 4+n
+	kind, key := recordKey(c.cur)
+	c.key = newSortKey(Kind(kind), key, 0)
 	return true, nil
 }
 
-type cursorHeap []*runCursor
-
-func (h cursorHeap) Len() int           { return len(h) }
-func (h cursorHeap) Less(i, j int) bool { return compareRecords(h[i].cur, h[j].cur) < 0 }
-func (h cursorHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *cursorHeap) Push(x any)        { *h = append(*h, x.(*runCursor)) }
-func (h *cursorHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+func lessCursor(a, b *runCursor) bool {
+	switch {
+	case a.key.hi != b.key.hi:
+		return a.key.hi < b.key.hi
+	case a.key.lo != b.key.lo:
+		return a.key.lo < b.key.lo
+	}
+	return compareRecords(a.cur, b.cur) < 0
 }
 
-// mergeIter merges sorted runs. The body it returns is the cursor's
-// buffer, which the cursor only reuses when advanced on the next call.
+// mergeIter merges sorted runs with a binary min-heap of cursors. The
+// body it returns is the cursor's buffer, which the cursor only reuses
+// when advanced on the next call.
 type mergeIter struct {
-	h    cursorHeap
-	last *runCursor
+	h    []*runCursor
+	last bool
+}
+
+func (m *mergeIter) init() {
+	for i := len(m.h)/2 - 1; i >= 0; i-- {
+		m.down(i)
+	}
+}
+
+func (m *mergeIter) down(i int) {
+	h := m.h
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		j := l
+		if r := l + 1; r < len(h) && lessCursor(h[r], h[l]) {
+			j = r
+		}
+		if !lessCursor(h[j], h[i]) {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
 }
 
 func (m *mergeIter) next() ([]byte, error) {
-	if m.last != nil {
-		ok, err := m.last.next()
+	if m.last {
+		ok, err := m.h[0].next()
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			heap.Fix(&m.h, 0)
-		} else {
-			heap.Pop(&m.h)
+		if !ok {
+			m.h[0] = m.h[len(m.h)-1]
+			m.h = m.h[:len(m.h)-1]
 		}
-		m.last = nil
+		if len(m.h) > 0 {
+			m.down(0)
+		}
+		m.last = false
 	}
 	if len(m.h) == 0 {
 		return nil, io.EOF
 	}
-	c := m.h[0]
-	m.last = c
-	return c.cur, nil
+	m.last = true
+	return m.h[0].cur, nil
 }

@@ -25,7 +25,7 @@ const (
 type RunView struct {
 	Record
 	Summary     *reconcile.Summary     `json:"summary,omitempty"`
-	FirstDiffs  []reconcile.Difference `json:"differences,omitempty"`
+	FirstDiffs  []reconcile.Difference `json:"first_differences,omitempty"`
 	RetryAfterS int                    `json:"retry_after_seconds,omitempty"`
 }
 

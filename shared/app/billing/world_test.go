@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -140,7 +141,11 @@ func (w *world) at(hh, mm int) {
 
 func (w *world) do(method, path string, body, out any) {
 	w.t.Helper()
-	if _, err := w.client.Do(context.Background(), wxpay.Request{Method: method, Path: path, Body: body}, out); err != nil {
+	var q url.Values
+	if method == http.MethodGet && strings.HasPrefix(path, "/v3/pay/") {
+		q = url.Values{"mchid": {w.env.Merchant.MchID}}
+	}
+	if _, err := w.client.Do(context.Background(), wxpay.Request{Method: method, Path: path, Body: body, Query: q}, out); err != nil {
 		w.t.Fatalf("%s %s: %v", method, path, err)
 	}
 }

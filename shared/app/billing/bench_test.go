@@ -1,0 +1,289 @@
+package billing_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha1"
+	"encoding/csv"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wxpay-serverless/wxpay-serverless/shared/app/billing"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/bill"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/bill/billtest"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/reconcile"
+)
+
+// The benchmark day: benchCharges payments and benchRefunds refunds, the
+// bill listing them in a shuffled order (as by time), the ledger in key
+// order (as DynamoDB's day indexes return them).
+const (
+	benchCharges = 900_000
+	benchRefunds = 100_000
+	benchDate    = "2026-11-22"
+)
+
+// shuffle maps a bill line to a key index: i*7919 mod n is a permutation
+// (7919 is prime and divides neither 900,000 nor 100,000).
+func shuffle(i, n int) int { return int(int64(i) * 7919 % int64(n)) }
+
+func chargeAmounts(k int) (total, settlement, coupon int64) {
+	total = 100 + int64(k%10000)
+	switch k % 10 {
+	case 0: // a 0.10 no-prepaid coupon
+		return total, total - 10, 10
+	case 1: // a 0.20 prepaid coupon
+		return total, total, 20
+	}
+	return total, total, 0
+}
+
+func refundAmounts(k int) (refund int64) { return 50 + int64(k%100) }
+
+func chargeKey(b []byte, k int) []byte {
+	b = append(b[:0], "ORD"...)
+	return appendPadded(b, k)
+}
+
+func refundKey(b []byte, k int) []byte {
+	b = append(b[:0], "REF"...)
+	return appendPadded(b, k)
+}
+
+func appendPadded(b []byte, k int) []byte {
+	var d [20]byte
+	s := strconv.AppendInt(d[:0], int64(k), 10)
+	for i := len(s); i < 10; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
+}
+
+// genBenchBill writes the gzipped 1,000,000-row bill and returns its path,
+// its decompressed size and SHA-1.
+func genBenchBill(b *testing.B) (path string, size int64, sum string) {
+	b.Helper()
+	path = filepath.Join(b.TempDir(), "tradebill.csv.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zw, _ := gzip.NewWriterLevel(f, gzip.DefaultCompression)
+	h := sha1.New()
+	cw := &countWriter{}
+	w := billtest.NewWriter(io.MultiWriter(zw, h, cw), billtest.NoPrepaid, true)
+	day, _ := time.ParseInLocation(time.DateOnly, benchDate, ledger.Shanghai)
+	var key []byte
+	for i := 0; i < benchCharges+benchRefunds; i++ {
+		at := day.Add(time.Duration(i) * (86400 * time.Second / (benchCharges + benchRefunds)))
+		r := billtest.Row{Time: at, AppID: "wx8888888888888888", MchID: "1900000109", OpenID: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+			TradeType: "JSAPI", BankType: "OTHERS", Description: "商品描述示例"}
+		if i%10 != 9 {
+			k := shuffle(i-i/10, benchCharges)
+			key = chargeKey(key, k)
+			total, settlement, coupon := chargeAmounts(k)
+			r.State, r.OutTradeNo, r.TransactionID = "SUCCESS", string(key), "42000012342026112200"+string(key[5:])
+			r.Total, r.Settlement, r.Coupon, r.Fee = total, settlement, coupon, settlement*600
+		} else {
+			k := shuffle(i/10, benchRefunds)
+			key = refundKey(key, k)
+			refund := refundAmounts(k)
+			r.State, r.OutTradeNo, r.TransactionID = "REFUND", "ORD"+string(key[3:]), "42000012342026112200"+string(key[5:])
+			r.OutRefundNo, r.RefundID, r.RefundAmount, r.RefundReq, r.RefundStatus = string(key), "50000"+string(key[3:]), refund, refund, "SUCCESS"
+			r.Fee = -refund * 600
+		}
+		if err := w.Write(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path, cw.n, hex.EncodeToString(h.Sum(nil))
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// addBenchLedger feeds the ledger side from an iterator over generated
+// entries, in key order, without allocating per entry.
+func addBenchLedger(b *testing.B, rec *reconcile.Reconciler) {
+	var e reconcile.Entry
+	var key, txn []byte
+	success := []byte(reconcile.StatusSuccess)
+	jsapi := []byte("JSAPI")
+	for k := 0; k < benchCharges; k++ {
+		key = chargeKey(key, k)
+		txn = append(append(txn[:0], "42000012342026112200"...), key[5:]...)
+		total, settlement, coupon := chargeAmounts(k)
+		e = reconcile.Entry{Kind: reconcile.Charge, Key: key, TxnID: txn, TradeType: jsapi, Status: success, Total: total, Settlement: settlement,
+			Coupon: coupon, NoCash: total - settlement, Payer: total - coupon}
+		if err := rec.AddLedger(&e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var rid []byte
+	for k := 0; k < benchRefunds; k++ {
+		key = refundKey(key, k)
+		txn = append(append(txn[:0], "42000012342026112200"...), key[5:]...)
+		rid = append(append(rid[:0], "50000"...), key[3:]...)
+		refund := refundAmounts(k)
+		e = reconcile.Entry{Kind: reconcile.Refund, Key: key, TxnID: txn, RefundID: rid, Status: success, Total: refund, Settlement: refund, Payer: refund}
+		if err := rec.AddLedger(&e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// cpuSeconds is the process's user+system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// measure runs f b.N times and reports the peak heap and the throughput
+// per CPU-second (the "per core" figure, whatever the parallelism).
+func measure(b *testing.B, size int64, f func()) {
+	b.SetBytes(size)
+	var peak uint64
+	cpu := 0.0
+	for i := 0; i < b.N; i++ {
+		c0 := cpuSeconds()
+		peak = max(peak, peakHeap(f))
+		cpu += cpuSeconds() - c0
+	}
+	b.ReportMetric(float64(peak)/1e6, "peak-heap-MB")
+	if cpu > 0 {
+		b.ReportMetric(float64(size)*float64(b.N)/1e6/cpu, "MB/cpu-s")
+	}
+}
+
+// peakHeap samples the heap while f runs and returns the highest value
+// of live+unswept heap objects, in bytes.
+func peakHeap(f func()) uint64 {
+	runtime.GC()
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	var peak uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(sample)
+			peak = max(peak, sample[0].Value.Uint64())
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	f()
+	close(stop)
+	wg.Wait()
+	return peak
+}
+
+// BenchmarkBill1M: a 1,000,000-row trade bill (~250 MB of text) through
+// gunzip+SHA-1+parse+reconcile, next to the two references: the floor
+// (gunzip+SHA-1 alone) and the naive way (io.ReadAll + encoding/csv
+// ReadAll). MB/s is of decompressed bill text; peak-heap-MB is the highest
+// heap seen while the operation ran.
+func BenchmarkBill1M(b *testing.B) {
+	path, size, sum := genBenchBill(b)
+	open := func(b *testing.B) *os.File {
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return f
+	}
+	b.Run("floor-gunzip-sha1", func(b *testing.B) {
+		measure(b, size, func() {
+			f := open(b)
+			defer f.Close()
+			r, err := bill.Gunzip(bufio.NewReaderSize(f, 256<<10))
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := bill.NewDigest(r)
+			if _, err := io.Copy(io.Discard, d); err != nil || d.Verify("SHA1", sum) != nil {
+				b.Fatalf("floor: %v", err)
+			}
+		})
+	})
+	b.Run("naive-readall-csv", func(b *testing.B) {
+		measure(b, size, func() {
+			f := open(b)
+			defer f.Close()
+			zr, err := gzip.NewReader(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			all, err := io.ReadAll(zr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cr := csv.NewReader(bytes.NewReader(all))
+			cr.FieldsPerRecord = -1
+			cr.LazyQuotes = true
+			recs, err := cr.ReadAll()
+			if err != nil || len(recs) != benchCharges+benchRefunds+3 {
+				b.Fatalf("naive: %d records, %v", len(recs), err)
+			}
+		})
+	})
+	b.Run("pipeline-gunzip-sha1-parse-reconcile", func(b *testing.B) {
+		var spilled int64
+		measure(b, size, func() {
+			f := open(b)
+			defer f.Close()
+			report, err := reconcile.NewReport(b.TempDir(), 20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer report.Close()
+			rec, err := reconcile.New(reconcile.Options{Date: benchDate, TempDir: b.TempDir(), Sink: report.Add})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rec.Close()
+			file, err := billing.StreamTradeBill(f, billing.StreamOptions{HashType: "SHA1", HashValue: sum}, rec)
+			if err != nil || !file.Verified || file.Rows != benchCharges+benchRefunds {
+				b.Fatalf("stream: %v %+v", err, file)
+			}
+			addBenchLedger(b, rec)
+			s, err := rec.Finish(context.Background())
+			if err != nil || s.Differences != 0 || s.Matched != benchCharges+benchRefunds {
+				b.Fatalf("finish: %v, %d differences, %d matched", err, s.Differences, s.Matched)
+			}
+			spilled = rec.SpilledBytes()
+		})
+		b.ReportMetric(float64(spilled)/1e6, "spilled-MB")
+	})
+}
