@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 MAX_BOOTSTRAP_BYTES := 20971520
 
-.PHONY: all build test test-go bench bench-instructions soak lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev demo invoke clean \
+.PHONY: all build test test-go bench bench-instructions soak load fuzz-short lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev demo invoke clean \
 	$(FUNCTIONS:%=build-%) build-NotifyFunction build-PayscoreFunction build-CouponsFunction build-PaymentsFunction build-BillingFunction
 
 all: build
@@ -55,7 +55,7 @@ build-BillingFunction:  ; $(call sam_build,billing)
 
 ## test: everything CI checks — lint, dependency rules, the arm64 build, and every Go test
 ## (race detector on) against one DynamoDB Local started for the run.
-test: deps lint check-deps build test-go
+test: deps lint check-deps build test-go fuzz-short
 
 # go test -json lets cmd/testreport scan the output of every test, passing ones included, for secret
 # material (generated TEST keys, PEM private keys) while printing what plain go test prints.
@@ -72,6 +72,19 @@ bench: deps
 ## soak: the notification storm (10,000 deliveries with duplicates, disorder and injected faults); prints lost=0 double=0
 soak: ddb-install
 	$(GO) run ./cmd/soak
+
+## load: the API load test on loopback (mixed workload at concurrency 1,4,16,64; bursts of identical requests);
+## bounded in requests and time, prints throughput, p50/p99 latency and the handler overhead excluding I/O
+load: ddb-install
+	$(GO) run ./cmd/load
+
+## fuzz-short: every fuzz target (each function's routes, notify) for FUZZTIME against one DynamoDB Local
+FUZZTIME     ?= 10s
+FUZZ_TARGETS := internal/hostile:FuzzRoutePayments internal/hostile:FuzzRoutePayscore internal/hostile:FuzzRouteCoupons \
+	internal/hostile:FuzzRouteBilling shared/app/notify:FuzzNotify
+fuzz-short: ddb-install
+	$(GO) run ./cmd/ddblocal -- bash -ec 'for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run "^$$" -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -parallel 2 ./$${t%%:*}/; done'
 
 ## lint: gofmt, go vet, staticcheck (pinned)
 lint: fmt-check vet staticcheck

@@ -404,3 +404,35 @@ func TestScanFindsPlantedSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestReconciliationDecoding: the record's difference count and first
+// differences are read from the answer's shapes, and the count never falls
+// below what by_class adds up to.
+func TestReconciliationDecoding(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        string
+		wantCount int64
+		wantFirst int
+	}{
+		{"count and first_differences", `{"status":"DONE","differences":2,"by_class":{"amount_total":2},"first_differences":[{"class":"amount_total"},{"class":"amount_total"}]}`, 2, 2},
+		{"list under differences", `{"status":"DONE","by_class":{"unindexed":1},"differences":[{"class":"unindexed","key":"PS1"}]}`, 1, 1},
+		{"count only", `{"status":"DONE","differences":0,"by_class":{"amount_total":0}}`, 0, 0},
+		{"by_class above the count", `{"status":"DONE","differences":1,"by_class":{"duplicate":2,"cross_day":1}}`, 3, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var rec demo.Reconciliation
+			if err := json.Unmarshal([]byte(tc.in), &rec); err != nil {
+				t.Fatalf("Unmarshal(%s): %v", tc.in, err)
+			}
+			if rec.Status != "DONE" || rec.Differences != tc.wantCount || len(rec.First) != tc.wantFirst {
+				t.Errorf("Unmarshal(%s) = status %q, %d differences, %d first; want DONE, %d, %d", tc.in, rec.Status, rec.Differences, len(rec.First), tc.wantCount, tc.wantFirst)
+			}
+		})
+	}
+	var rec demo.Reconciliation
+	if err := json.Unmarshal([]byte(`{"differences":"many"}`), &rec); err == nil {
+		t.Error(`Unmarshal({"differences":"many"}) succeeded, want an error`)
+	}
+}

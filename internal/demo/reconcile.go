@@ -79,10 +79,10 @@ type Reconciliation struct {
 	First []Difference `json:"-"`
 }
 
-// UnmarshalJSON reads the record. "differences" is the count in the stored
-// record and the list of the first differences in the route's answer (whose
-// top-level list hides the embedded count), so both shapes are accepted;
-// the count is also derived from by_class.
+// UnmarshalJSON reads the record: "differences" is the count and
+// "first_differences" the first ones (an earlier answer put the list under
+// "differences"; both shapes are read). The count is never below what
+// by_class adds up to.
 func (rec *Reconciliation) UnmarshalJSON(b []byte) error {
 	type plain Reconciliation
 	var aux struct {

@@ -158,13 +158,16 @@ func Start(ctx context.Context, o Options) (*Stack, error) {
 		AppIDs: []string{s.Merchant.AppID}, NotifyURL: s.FrontURL + "/notify/payscore"}); err != nil {
 		return nil, err
 	}
-	s.Client = wxpay.New(wxpay.Config{Credentials: s.Secrets, BaseURL: s.SimURL, Now: o.Clock})
+	// The WeChat client and the handlers follow the simulator's clock, so an
+	// advance (POST /sim/clock/advance) moves the whole system, as the demo's
+	// "next morning" reconciliation needs.
+	s.Client = wxpay.New(wxpay.Config{Credentials: s.Secrets, BaseURL: s.SimURL, Now: s.Sim.Now})
 	if err := s.startBills(o.BillsDir); err != nil {
 		return nil, err
 	}
 	handlerNow := o.Now
 	if handlerNow == nil {
-		handlerNow = o.Clock
+		handlerNow = s.Sim.Now
 	}
 	s.Deps = app.Deps{Store: s.Store, Secrets: s.Secrets, Log: log, Now: handlerNow, Events: o.Events,
 		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: logOut}, WeChat: s.Client, NotifyBaseURL: s.FrontURL + "/notify", Bills: s.Bills}

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
+	"html"
 	"io"
 	"os"
 	"strconv"
@@ -147,97 +147,110 @@ func (rep *Report) Close() error {
 
 // HTML writes summary.html: the counts and sums of both sides, the
 // difference classes, the seed identities, a chart of the day by hour and
-// the first differences.
+// the first differences. It is built with html.EscapeString rather than
+// html/template: template execution calls methods by name, which keeps
+// every exported method of every linked type in the Lambda binary (the
+// whole S3 and DynamoDB clients, about 9 MB).
 func HTML(w io.Writer, s *Summary, first []Difference) error {
-	type bar struct {
-		X, Y, H, W float64
-		Title      string
-		Refund     bool
+	var b strings.Builder
+	e := html.EscapeString
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p(`<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>Reconciliation %s</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}.ok{color:#070}.bad{color:#b00;font-weight:bold}.c{fill:#2a7}.r{fill:#d44}</style></head><body>
+<h1>WeChat Pay reconciliation %s</h1>
+`, e(s.Date), e(s.Date))
+	if s.Clean() {
+		p(`<p class="ok">Clean: every row of the bill matches the ledger.`)
+	} else {
+		p(`<p class="bad">%d difference(s).`, s.Differences)
 	}
-	type classRow struct {
-		Class Class
-		Count int64
+	p(" Matched: %d. Lookups by key: %d.</p>\n", s.Matched, s.Lookups)
+	yuan := bill.FormatYuan
+	p("<table><tr><th></th><th>Bill</th><th>Ledger</th></tr>\n")
+	rows := []struct {
+		name         string
+		bill, ledger string
+	}{
+		{"Payments", fmt.Sprint(s.Bill.Charges), fmt.Sprint(s.Ledger.Charges)},
+		{"of which Pay Score", fmt.Sprint(s.Bill.PayScoreCharges), fmt.Sprint(s.Ledger.PayScoreCharges)},
+		{"订单金额 (total)", yuan(s.Bill.ChargeTotal), yuan(s.Ledger.ChargeTotal)},
+		{"Paid by users", yuan(s.Bill.ChargePayer), yuan(s.Ledger.ChargePayer)},
+		{"应结订单金额 (settlement)", yuan(s.Bill.ChargeSettlement), yuan(s.Ledger.ChargeSettlement)},
+		{"代金券金额 (coupons)", yuan(s.Bill.ChargeCoupon), yuan(s.Ledger.ChargeCoupon)},
+		{"免充值 (no-prepaid)", yuan(s.Bill.ChargeNoCash), yuan(s.Ledger.ChargeNoCash)},
+		{"Refunds", fmt.Sprint(s.Bill.Refunds), fmt.Sprint(s.Ledger.Refunds)},
+		{"申请退款金额 (refund)", yuan(s.Bill.RefundTotal), yuan(s.Ledger.RefundTotal)},
+		{"退款金额 (settlement refund)", yuan(s.Bill.RefundSettlement), yuan(s.Ledger.RefundSettlement)},
+		{"充值券退款金额", yuan(s.Bill.RefundCashCoupon), yuan(s.Ledger.RefundCashCoupon)},
+		{"手续费 (fees)", bill.FormatFee(s.Bill.Fee), ""},
 	}
+	for _, r := range rows {
+		p("<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n", e(r.name), e(r.bill), e(r.ledger))
+	}
+	p("</table>\n<h2>The day by hour</h2>\n")
 	var maxAmt int64 = 1
 	for _, h := range s.Hourly {
 		maxAmt = max(maxAmt, h.ChargeAmount, h.RefundAmount)
 	}
 	const chartH, barW = 120.0, 9.0
-	var bars []bar
+	p(`<svg width="570" height="150" role="img" aria-label="payments and refunds by hour, max %s yuan">`+"\n", yuan(maxAmt))
 	for i, h := range s.Hourly {
 		x := 30 + float64(i)*22
 		ch := chartH * float64(h.ChargeAmount) / float64(maxAmt)
 		rh := chartH * float64(h.RefundAmount) / float64(maxAmt)
-		bars = append(bars,
-			bar{X: x, Y: 10 + chartH - ch, H: ch, W: barW, Title: fmt.Sprintf("%02d:00 payments %d, %s yuan", i, h.Charges, bill.FormatYuan(h.ChargeAmount))},
-			bar{X: x + barW, Y: 10 + chartH - rh, H: rh, W: barW, Refund: true, Title: fmt.Sprintf("%02d:00 refunds %d, %s yuan", i, h.Refunds, bill.FormatYuan(h.RefundAmount))})
+		p(`<rect class="c" x="%.0f" y="%.1f" width="%.0f" height="%.1f"><title>%02d:00 payments %d, %s yuan</title></rect>`,
+			x, 10+chartH-ch, barW, ch, i, h.Charges, yuan(h.ChargeAmount))
+		p(`<rect class="r" x="%.0f" y="%.1f" width="%.0f" height="%.1f"><title>%02d:00 refunds %d, %s yuan</title></rect>`+"\n",
+			x+barW, 10+chartH-rh, barW, rh, i, h.Refunds, yuan(h.RefundAmount))
 	}
-	var classes []classRow
-	for _, c := range Classes() {
-		classes = append(classes, classRow{c, s.ByClass[c]})
-	}
-	type label struct {
-		X    float64
-		Text string
-	}
-	var labels []label
+	p(`<line x1="28" y1="130" x2="560" y2="130" stroke="#888"/>`)
 	for _, h := range []int{0, 6, 12, 18, 23} {
-		labels = append(labels, label{X: 30 + float64(h)*22, Text: fmt.Sprintf("%02d:00", h)})
+		p(`<text x="%d" y="145" font-size="9">%02d:00</text>`, 30+h*22, h)
 	}
-	data := struct {
-		S       *Summary
-		Bars    []bar
-		Labels  []label
-		Classes []classRow
-		First   []Difference
-		MaxAmt  string
-	}{s, bars, labels, classes, first, bill.FormatYuan(maxAmt)}
-	t, err := template.New("summary").Funcs(template.FuncMap{"yuan": bill.FormatYuan, "fee": bill.FormatFee}).Parse(summaryHTML)
-	if err != nil {
-		return fmt.Errorf("reconcile: html: %w", err)
+	p("</svg>\n<p><span style=\"color:#2a7\">■</span> payments <span style=\"color:#d44\">■</span> refunds (tallest bar = %s yuan)</p>\n", yuan(maxAmt))
+	p("<h2>Differences by class</h2>\n<table><tr><th>Class</th><th>Count</th></tr>")
+	for _, c := range Classes() {
+		n := s.ByClass[c]
+		p(`<tr><td>%s</td><td class="%s">%d</td></tr>`, e(string(c)), map[bool]string{true: "bad", false: "ok"}[n > 0], n)
 	}
-	if err := t.Execute(w, data); err != nil {
+	p("</table>\n<h2>Identities (seed Q7)</h2>\n<table><tr><th>Identity</th><th>Left</th><th>Right</th><th></th></tr>")
+	for _, id := range s.Identities {
+		mark := `<td class="ok">✓</td>`
+		if !id.OK {
+			mark = `<td class="bad">✗</td>`
+		}
+		p("<tr><td>%s</td><td>%s</td><td>%s</td>%s</tr>", e(id.Name), yuan(id.Left), yuan(id.Right), mark)
+	}
+	p("</table>\n")
+	if len(s.SummaryMismatches) > 0 {
+		p("<h2>Bill summary vs rows</h2><table><tr><th>Bill</th><th>Column</th><th>Declared</th><th>Rows</th></tr>")
+		for _, m := range s.SummaryMismatches {
+			p("<tr><td>%s</td><td>%s</td><td>%d</td><td>%d</td></tr>", e(m.Bill), e(m.Column), m.Declared, m.Computed)
+		}
+		p("</table>\n")
+	}
+	if f := s.FundFlow; f != nil {
+		p("<h2>Fund flow (%s)</h2><table><tr><th></th><th>Count</th><th>Amount</th></tr>", e(f.Account))
+		p("<tr><td>收入 (income)</td><td>%d</td><td>%s</td></tr>", f.Computed.IncomeCount, yuan(f.Computed.Income))
+		p("<tr><td>支出 (expense)</td><td>%d</td><td>%s</td></tr></table>\n", f.Computed.ExpenseCount, yuan(f.Computed.Expense))
+	}
+	if len(first) > 0 {
+		p("<h2>First differences</h2><table><tr><th>Class</th><th>Kind</th><th>Key</th><th>Field</th><th>Bill</th><th>Ledger</th><th>Line</th><th>Detail</th></tr>\n")
+		for _, d := range first {
+			line := ""
+			if d.Line > 0 {
+				line = fmt.Sprint(d.Line)
+			}
+			p("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", e(string(d.Class)), e(d.Kind),
+				e(d.Key), e(d.Field), e(d.Bill), e(d.Ledger), line, e(d.Detail))
+		}
+		p("</table>\n")
+	}
+	p("</body></html>\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("reconcile: html: %w", err)
 	}
 	return nil
 }
-
-const summaryHTML = `<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>Reconciliation {{.S.Date}}</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th:first-child,td:first-child{text-align:left}.ok{color:#070}.bad{color:#b00;font-weight:bold}.c{fill:#2a7}.r{fill:#d44}</style></head><body>
-<h1>WeChat Pay reconciliation {{.S.Date}}</h1>
-<p class="{{if .S.Clean}}ok{{else}}bad{{end}}">{{if .S.Clean}}Clean: every row of the bill matches the ledger.{{else}}{{.S.Differences}} difference(s).{{end}}
- Matched: {{.S.Matched}}. Lookups by key: {{.S.Lookups}}.</p>
-<table><tr><th></th><th>Bill</th><th>Ledger</th></tr>
-<tr><td>Payments</td><td>{{.S.Bill.Charges}}</td><td>{{.S.Ledger.Charges}}</td></tr>
-<tr><td>of which Pay Score</td><td>{{.S.Bill.PayScoreCharges}}</td><td>{{.S.Ledger.PayScoreCharges}}</td></tr>
-<tr><td>订单金额 (total)</td><td>{{yuan .S.Bill.ChargeTotal}}</td><td>{{yuan .S.Ledger.ChargeTotal}}</td></tr>
-<tr><td>Paid by users</td><td>{{yuan .S.Bill.ChargePayer}}</td><td>{{yuan .S.Ledger.ChargePayer}}</td></tr>
-<tr><td>应结订单金额 (settlement)</td><td>{{yuan .S.Bill.ChargeSettlement}}</td><td>{{yuan .S.Ledger.ChargeSettlement}}</td></tr>
-<tr><td>代金券金额 (coupons)</td><td>{{yuan .S.Bill.ChargeCoupon}}</td><td>{{yuan .S.Ledger.ChargeCoupon}}</td></tr>
-<tr><td>免充值 (no-prepaid)</td><td>{{yuan .S.Bill.ChargeNoCash}}</td><td>{{yuan .S.Ledger.ChargeNoCash}}</td></tr>
-<tr><td>Refunds</td><td>{{.S.Bill.Refunds}}</td><td>{{.S.Ledger.Refunds}}</td></tr>
-<tr><td>申请退款金额 (refund)</td><td>{{yuan .S.Bill.RefundTotal}}</td><td>{{yuan .S.Ledger.RefundTotal}}</td></tr>
-<tr><td>退款金额 (settlement refund)</td><td>{{yuan .S.Bill.RefundSettlement}}</td><td>{{yuan .S.Ledger.RefundSettlement}}</td></tr>
-<tr><td>充值券退款金额</td><td>{{yuan .S.Bill.RefundCashCoupon}}</td><td>{{yuan .S.Ledger.RefundCashCoupon}}</td></tr>
-<tr><td>手续费 (fees)</td><td>{{fee .S.Bill.Fee}}</td><td></td></tr></table>
-<h2>The day by hour</h2>
-<svg width="570" height="150" role="img" aria-label="payments and refunds by hour, max {{.MaxAmt}} yuan">
-{{range .Bars}}<rect class="{{if .Refund}}r{{else}}c{{end}}" x="{{.X}}" y="{{.Y}}" width="{{.W}}" height="{{.H}}"><title>{{.Title}}</title></rect>{{end}}
-<line x1="28" y1="130" x2="560" y2="130" stroke="#888"/>
-{{range .Labels}}<text x="{{.X}}" y="145" font-size="9">{{.Text}}</text>{{end}}
-</svg>
-<p><span style="color:#2a7">■</span> payments <span style="color:#d44">■</span> refunds (tallest bar = {{.MaxAmt}} yuan)</p>
-<h2>Differences by class</h2>
-<table><tr><th>Class</th><th>Count</th></tr>{{range .Classes}}<tr><td>{{.Class}}</td><td class="{{if .Count}}bad{{else}}ok{{end}}">{{.Count}}</td></tr>{{end}}</table>
-<h2>Identities (seed Q7)</h2>
-<table><tr><th>Identity</th><th>Left</th><th>Right</th><th></th></tr>{{range .S.Identities}}<tr><td>{{.Name}}</td><td>{{yuan .Left}}</td><td>{{yuan .Right}}</td><td class="{{if .OK}}ok{{else}}bad{{end}}">{{if .OK}}✓{{else}}✗{{end}}</td></tr>{{end}}</table>
-{{if .S.SummaryMismatches}}<h2>Bill summary vs rows</h2><table><tr><th>Bill</th><th>Column</th><th>Declared</th><th>Rows</th></tr>{{range .S.SummaryMismatches}}<tr><td>{{.Bill}}</td><td>{{.Column}}</td><td>{{.Declared}}</td><td>{{.Computed}}</td></tr>{{end}}</table>{{end}}
-{{if .S.FundFlow}}<h2>Fund flow ({{.S.FundFlow.Account}})</h2><table><tr><th></th><th>Count</th><th>Amount</th></tr>
-<tr><td>收入 (income)</td><td>{{.S.FundFlow.Computed.IncomeCount}}</td><td>{{yuan .S.FundFlow.Computed.Income}}</td></tr>
-<tr><td>支出 (expense)</td><td>{{.S.FundFlow.Computed.ExpenseCount}}</td><td>{{yuan .S.FundFlow.Computed.Expense}}</td></tr></table>{{end}}
-{{if .First}}<h2>First differences</h2><table><tr><th>Class</th><th>Kind</th><th>Key</th><th>Field</th><th>Bill</th><th>Ledger</th><th>Line</th><th>Detail</th></tr>
-{{range .First}}<tr><td>{{.Class}}</td><td>{{.Kind}}</td><td>{{.Key}}</td><td>{{.Field}}</td><td>{{.Bill}}</td><td>{{.Ledger}}</td><td>{{if .Line}}{{.Line}}{{end}}</td><td>{{.Detail}}</td></tr>{{end}}</table>{{end}}
-</body></html>
-`

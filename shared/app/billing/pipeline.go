@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -312,11 +313,10 @@ func (p *Pipeline) apply(ctx context.Context, log *slog.Logger, date, kind, path
 	}
 }
 
-// fetch applies for one bill, downloads it at once (the download_url lives
-// 30 s to 5 min, wechatpay-apiv3.md 6.1), copies the raw bytes to the bill
-// store while read hands them through gunzip, SHA-1 and the parser. An
-// expired link (INVALID_REQUEST) is applied for again, once.
-func (p *Pipeline) fetch(ctx context.Context, log *slog.Logger, date, runID, kind, path string, q url.Values,
+// fetch applies for one bill and downloads it at once (the download_url
+// lives 30 s to 5 min, wechatpay-apiv3.md 6.1). An expired link
+// (INVALID_REQUEST) is applied for again, once.
+func (p *Pipeline) fetch(ctx context.Context, log *slog.Logger, tmp, date, runID, kind, path string, q url.Values,
 	read func(src io.Reader, o StreamOptions) (*BillFile, error)) (*BillFile, error) {
 	for try := 1; ; try++ {
 		ans, noStatement, err := p.apply(ctx, log, date, kind, path, q)
@@ -334,15 +334,25 @@ func (p *Pipeline) fetch(ctx context.Context, log *slog.Logger, date, runID, kin
 		if err != nil {
 			return nil, fmt.Errorf("billing: download the %s: %w", kind, err)
 		}
-		return p.store(ctx, log, date, runID, kind, body, StreamOptions{HashType: ans.HashType, HashValue: ans.HashValue}, read)
+		return p.store(ctx, log, tmp, date, runID, kind, body, StreamOptions{HashType: ans.HashType, HashValue: ans.HashValue}, read)
 	}
 }
 
-// store tees the download into the bill store while read consumes it.
-func (p *Pipeline) store(ctx context.Context, log *slog.Logger, date, runID, kind string, body io.ReadCloser, o StreamOptions,
+// store receives the download at network speed into a temporary file while
+// copying it to the bill store (the raw file is kept whatever follows),
+// then hands the file to read: gunzip, SHA-1, parse. Downloading first
+// keeps the HTTP exchange short (the WeChat client's timeout covers reading
+// the body) whatever the parsing costs; memory stays one buffer either way.
+func (p *Pipeline) store(ctx context.Context, log *slog.Logger, tmp, date, runID, kind string, body io.ReadCloser, o StreamOptions,
 	read func(src io.Reader, o StreamOptions) (*BillFile, error)) (*BillFile, error) {
 	defer body.Close()
+	f := &BillFile{Kind: kind}
 	rawKey := fmt.Sprintf("bills/%s/%s/%s.csv.gz", date, runID, kind)
+	file, err := os.CreateTemp(tmp, kind+"-*.gz")
+	if err != nil {
+		return f, fmt.Errorf("billing: temp file: %w", err)
+	}
+	defer file.Close()
 	pr, pw := io.Pipe()
 	type result struct {
 		n   int64
@@ -354,47 +364,36 @@ func (p *Pipeline) store(ctx context.Context, log *slog.Logger, date, runID, kin
 		pr.CloseWithError(err) // a failed upload stops the download too
 		uploaded <- result{n, err}
 	}()
-	counter := &countingReader{r: body}
-	src := io.TeeReader(counter, pw)
+	n, copyErr := io.Copy(io.MultiWriter(file, pw), body)
+	pw.CloseWithError(copyErr)
+	up := <-uploaded
+	f.RawBytes = n
+	switch {
+	case copyErr != nil && up.err == nil:
+		return f, fmt.Errorf("billing: download the %s: %w", kind, copyErr)
+	case up.err != nil:
+		return f, fmt.Errorf("billing: keep the raw %s: %w", kind, up.err)
+	}
+	f.RawKey = rawKey
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return f, fmt.Errorf("billing: temp file: %w", err)
+	}
 	o.Progress = func(rows, bytes int64, elapsed time.Duration) {
 		log.InfoContext(ctx, "bill progress", "bill", kind, "rows", rows, "bytes", bytes, "rows_per_s", int64(float64(rows)/elapsed.Seconds()),
 			"mb_per_s", fmt.Sprintf("%.1f", float64(bytes)/1e6/elapsed.Seconds()))
 	}
-	f, readErr := read(src, o)
-	// The raw copy gets every byte, whatever the parser made of them.
-	_, drainErr := io.Copy(io.Discard, src)
-	pw.CloseWithError(drainErr)
-	up := <-uploaded
-	if f == nil {
-		f = &BillFile{Kind: kind}
+	got, readErr := read(bufio.NewReaderSize(file, 256<<10), o)
+	if got != nil {
+		got.RawKey, got.RawBytes = rawKey, n
+		f = got
 	}
-	f.RawBytes = counter.n
-	if up.err == nil {
-		f.RawKey = rawKey
-	}
-	switch {
-	case up.err != nil && readErr == nil:
-		return f, fmt.Errorf("billing: keep the raw %s: %w", kind, up.err)
-	case readErr == nil && drainErr != nil:
-		return f, fmt.Errorf("billing: download the %s: %w", kind, drainErr)
-	case readErr != nil:
-		if code := rejection(readErr); code != "" && up.err == nil {
+	if readErr != nil {
+		if code := rejection(readErr); code != "" {
 			return f, &RejectedError{Code: code, Bill: kind, RawKey: rawKey, Err: readErr}
 		}
-		return f, errors.Join(readErr, up.err)
+		return f, readErr
 	}
 	return f, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n += int64(n)
-	return n, err
 }
 
 // summaryOut is what run hands back to Run for the final log line.
@@ -426,7 +425,7 @@ func (p *Pipeline) run(ctx context.Context, log *slog.Logger, date, runID string
 	defer rc.Close()
 
 	q := url.Values{"bill_date": {date}, "bill_type": {"ALL"}, "tar_type": {"GZIP"}}
-	rec.TradeBill, err = p.fetch(ctx, log, date, runID, "tradebill", "/v3/bill/tradebill", q, func(src io.Reader, o StreamOptions) (*BillFile, error) {
+	rec.TradeBill, err = p.fetch(ctx, log, tmp, date, runID, "tradebill", "/v3/bill/tradebill", q, func(src io.Reader, o StreamOptions) (*BillFile, error) {
 		return StreamTradeBill(src, o, rc)
 	})
 	if rec.TradeBill != nil {
@@ -436,7 +435,7 @@ func (p *Pipeline) run(ctx context.Context, log *slog.Logger, date, runID string
 		return nil, err
 	}
 	q = url.Values{"bill_date": {date}, "account_type": {"BASIC"}, "tar_type": {"GZIP"}}
-	rec.FundFlowBill, err = p.fetch(ctx, log, date, runID, "fundflowbill", "/v3/bill/fundflowbill", q, func(src io.Reader, o StreamOptions) (*BillFile, error) {
+	rec.FundFlowBill, err = p.fetch(ctx, log, tmp, date, runID, "fundflowbill", "/v3/bill/fundflowbill", q, func(src io.Reader, o StreamOptions) (*BillFile, error) {
 		f, ff, mismatches, err := StreamFundBill(src, o)
 		if err == nil {
 			ff.Account = "BASIC"

@@ -290,8 +290,12 @@ func decideEffect(eventType string, plain []byte, now time.Time) (*effect, error
 		set := map[string]any{"out_order_no": p.OutOrderNo, "order_id": p.OrderID, "service_id": p.ServiceID, "openid": p.OpenID,
 			"state": "DONE", "state_description": "USER_PAID", "total_amount": p.TotalAmount,
 			"paid_amount": p.Collection.PaidAmount, "updated_at": stamp}
+		paidAt := now
 		if n := len(p.Collection.Details); n > 0 {
 			d := p.Collection.Details[n-1]
+			if t, err := ledger.ParsePaidTime(d.PaidTime); err == nil {
+				paidAt = t
+			}
 			set["transaction_id"] = d.TransactionID
 			set["paid_time"] = d.PaidTime
 			set["paid_type"] = d.PaidType
@@ -303,8 +307,12 @@ func decideEffect(eventType string, plain []byte, now time.Time) (*effect, error
 		set["collection_json"] = string(collection)
 		return &effect{
 			businessKey: p.OutOrderNo,
+			// Filed under the Shanghai day it was paid, as the payscore
+			// function files orders it settles, so reconciliation finds it
+			// (this also takes it out of the sweep's partition).
 			op: &store.Update{Key: ledger.PayScoreOrderKey(p.OutOrderNo), Set: set, AllowMissing: true,
-				ExpectIn: map[string][]any{"state": {"CREATED", "DOING"}}},
+				ExpectIn: map[string][]any{"state": {"CREATED", "DOING"}},
+				Index:    &store.IndexKey{PK: ledger.DayIndex(ledger.PayScoreDayKind, ledger.Day(paidAt)), SK: p.OutOrderNo}},
 			superseded: []string{"DONE"},
 			stateAttr:  "state",
 			summary:    map[string]any{"out_order_no": p.OutOrderNo, "order_id": p.OrderID, "paid_amount": p.Collection.PaidAmount},

@@ -344,6 +344,11 @@ func TestOutOfOrderAndConflicts(t *testing.T) {
 			o["transaction_id"] != "4200000002" || o["paid_amount"].(float64) != 400 {
 			t.Fatalf("pay score order = %v (%v)", o, err)
 		}
+		var day []map[string]any
+		if _, err := w.Store.Query(ctx, store.Query{Index: true, PK: ledger.DayIndex(ledger.PayScoreDayKind, "2026-11-23")}, &day); err != nil ||
+			len(day) != 1 || day[0]["out_order_no"] != "PS1" {
+			t.Fatalf("settled Pay Score orders of 2026-11-23 = %v (%v), want PS1 filed for reconciliation", day, err)
+		}
 	})
 	t.Run("an invalid payload is rejected before any write", func(t *testing.T) {
 		before := w.ItemCount(t)
