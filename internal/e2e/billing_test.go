@@ -16,7 +16,6 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/internal/stack"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/wxpaysim"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app/billing"
-	"github.com/wxpay-serverless/wxpay-serverless/shared/app/payscore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/bill"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/reconcile"
@@ -130,18 +129,10 @@ func (w *billWorld) cleanDay(t *testing.T) {
 	w.waitDelivered(t, res.NotificationID)
 }
 
-// morning moves to 10:00 the next day and runs the Pay Score sweep, which
-// files orders settled by their callback under their paid day.
+// morning moves to 10:00 the next day: the day's bills exist.
 func (w *billWorld) morning(t *testing.T) {
 	t.Helper()
 	w.at(10, 0)
-	out, err := payscore.New(w.Deps).Handle(context.Background(), payscore.Event{Schedule: &payscore.ScheduleInput{Job: payscore.JobSweep}})
-	if err != nil {
-		t.Fatalf("payscore sweep: %v", err)
-	}
-	if res := out.(*payscore.SweepResult); res.AlreadySettled != 1 {
-		t.Fatalf("sweep %+v, want the deducted order filed", res)
-	}
 }
 
 func (w *billWorld) object(t *testing.T, key string) []byte {

@@ -867,8 +867,11 @@ func TestPayScoreMissedCallbackSweep(t *testing.T) {
 	}
 	n = w.wechatCalls()
 	res := sweep(payscore.DefaultSweepAge + time.Minute)
-	if res.Checked != 2 || res.Settled != 1 || res.AlreadySettled != 1 || res.StillPaying != 1 || res.Failed != 0 {
-		t.Fatalf("sweep after 4 h = %+v, want 2 checked (1 settled, 1 still paying), 1 already settled", res)
+	// The order whose callback arrived was filed under its paid day by the
+	// notify function, which also took it out of the sweep's partition: the
+	// sweep never sees it.
+	if res.Checked != 2 || res.Settled != 1 || res.AlreadySettled != 0 || res.StillPaying != 1 || res.Failed != 0 {
+		t.Fatalf("sweep after 4 h = %+v, want 2 checked (1 settled, 1 still paying), none already settled", res)
 	}
 	if got := w.callsSince(n); len(got) != 2 {
 		t.Fatalf("sweep calls = %v, want one query per unsettled order", got)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wxpay-serverless/wxpay-serverless/internal/ddblocal"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/hostile"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
 )
 
 func TestMain(m *testing.M) { os.Exit(ddblocal.RunTests(m)) }
@@ -250,6 +251,61 @@ func TestHostileTableShape(t *testing.T) {
 	for _, w := range []hostile.Where{hostile.InBody, hostile.InPath, hostile.InQuery, hostile.InField} {
 		if where[w] < 5 {
 			t.Errorf("only %d %s inputs", where[w], w)
+		}
+	}
+}
+
+// TestHostileBodiesThroughFrontDoor sends every body-level row of the table
+// over real HTTP through the local front door (JWT checked, the body read
+// with its size limit, non-UTF-8 bodies base64-encoded as API Gateway
+// does) to one body-reading route of each function: a 4xx {code, message},
+// no table change, no WeChat Pay request.
+func TestHostileBodiesThroughFrontDoor(t *testing.T) {
+	w := newWorld(t, "payments", "payscore", "coupons", "billing")
+	ctx := context.Background()
+	routes := map[string]string{"notify": "POST /notify/{channel}", "payments": "POST /payments/refunds",
+		"payscore": "POST /payscore/orders", "coupons": "POST /coupons/use", "billing": "POST /billing/reconciliations/{bill_date}"}
+	for _, fn := range hostile.Functions() {
+		var rt apigw.Route
+		for _, r := range w.Routes(fn) {
+			if r.Key() == routes[fn] {
+				rt = r
+			}
+		}
+		if rt.Path == "" {
+			t.Fatalf("%s has no route %s", fn, routes[fn])
+		}
+		spec := w.SpecFor(rt)
+		for _, in := range hostile.Inputs() {
+			if in.Where != hostile.InBody || in.RawBase64 {
+				continue
+			}
+			if _, harmless := spec.Harmless[in.Name]; harmless {
+				continue
+			}
+			before, err := w.Snapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := w.Send(ctx, hostile.Request{Route: rt, Params: spec.Params, Body: in.Raw})
+			if err != nil {
+				t.Fatalf("%s %s: no answer (did the handler panic?): %v", rt.Key(), in.Name, err)
+			}
+			after, err := w.Snapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := hostile.Case{Name: in.Name, Input: in, Req: hostile.Request{Route: rt, Params: spec.Params, Body: in.Raw}}
+			switch {
+			case in.Status != 0 && a.Status != in.Status:
+				t.Errorf("%s %s over HTTP: %d %s, want %d", rt.Key(), in.Name, a.Status, short(a.Body), in.Status)
+			case a.Status < 400 || a.Status >= 500:
+				t.Errorf("%s %s over HTTP: %d %s, want a 4xx", rt.Key(), in.Name, a.Status, short(a.Body))
+			case !checkAnswer(t, w, c, a):
+			case after.SimRequests != before.SimRequests || after.Digest != before.Digest:
+				t.Errorf("%s %s over HTTP: %d, but WeChat Pay calls %v and table %d -> %d items", rt.Key(), in.Name, a.Status,
+					w.SimRequestsSince(before.SimRequests), before.Items, after.Items)
+			}
 		}
 	}
 }

@@ -263,11 +263,11 @@ type Level struct {
 	// (request signature, answer verification, paySign) taken out at its
 	// calibrated cost: what the handlers' own code costs.
 	OverheadNoCryptoP50, OverheadNoCryptoP99 time.Duration
-	DDBCallsPerRequest       float64
-	ByOp                     map[string]OpStats
-	OtherWeChatCalls         int      // simulator requests that belong to no operation
-	Problems                 []string // errors and WeChat call mismatches
-	Samples                  []Sample // the handler samples, for callers that want more
+	DDBCallsPerRequest                       float64
+	ByOp                                     map[string]OpStats
+	OtherWeChatCalls                         int      // simulator requests that belong to no operation
+	Problems                                 []string // errors and WeChat call mismatches
+	Samples                                  []Sample // the handler samples, for callers that want more
 }
 
 // String is the level's one-line summary.

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -292,6 +293,9 @@ func DecodeJSON(body []byte, v any) error {
 	if len(body) == 0 {
 		return Errorf(http.StatusBadRequest, CodeInvalidRequest, "request body is empty")
 	}
+	if err := CheckText(body); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -312,6 +316,43 @@ func DecodeJSON(body []byte, v any) error {
 		return Errorf(http.StatusBadRequest, CodeInvalidRequest, "unexpected data after the JSON body")
 	}
 	return nil
+}
+
+// CheckText refuses what WeChat Pay refuses in any field (wechatpay-apiv3.md
+// 1.1: only UTF-8 characters of 1-3 bytes): invalid UTF-8, which encoding/json
+// would silently replace with U+FFFD, and 4-byte characters such as emoji,
+// raw or as JSON surrogate escapes. Rejecting them at decoding means no
+// route sends WeChat a request it can only refuse.
+func CheckText(body []byte) error {
+	if !utf8.Valid(body) {
+		return Errorf(http.StatusBadRequest, CodeInvalidRequest, "request body is not valid UTF-8")
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c >= 0xF0 {
+			return Errorf(http.StatusBadRequest, CodeParamError, "4-byte characters (such as emoji) are not accepted by WeChat Pay")
+		}
+		// \uD800-\uDFFF: a surrogate escape is half of a 4-byte character.
+		if c == '\\' && i+2 < len(body) && body[i+1] == 'u' && (body[i+2] == 'd' || body[i+2] == 'D') && i+3 < len(body) {
+			switch body[i+3] {
+			case '8', '9', 'a', 'b', 'c', 'd', 'e', 'f', 'A', 'B', 'C', 'D', 'E', 'F':
+				if !escapedBackslash(body, i) {
+					return Errorf(http.StatusBadRequest, CodeParamError, "4-byte characters (such as emoji) are not accepted by WeChat Pay")
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// escapedBackslash reports whether the backslash at i is itself escaped
+// (preceded by an odd number of backslashes).
+func escapedBackslash(b []byte, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
 }
 
 // NotImplemented is the handler of routes declared in the template whose

@@ -172,6 +172,9 @@ type CouponRequest struct {
 	ErrorMessage string `dynamodbav:"error_message,omitempty" json:"error_message,omitempty"`
 	CreatedAt    string `dynamodbav:"created_at" json:"created_at"`
 	UpdatedAt    string `dynamodbav:"updated_at" json:"updated_at"`
+	// LeaseUntil (unix seconds) marks the request that is calling WeChat Pay
+	// right now; identical concurrent requests wait for its answer.
+	LeaseUntil int64 `dynamodbav:"lease_until,omitempty" json:"-"`
 }
 
 // CouponSlot is the generated request number of one intent (CouponSlotKey).

@@ -146,3 +146,23 @@ func Settlement(total int64, promos []Promotion) (coupon, noCash, settlement int
 	}
 	return coupon, noCash, total - noCash
 }
+
+// MaxOpenIDLength bounds an openid (WeChat's are 28 characters today).
+const MaxOpenIDLength = 128
+
+// ValidOpenID reports whether s can be a WeChat openid: 1..128 characters
+// of [0-9A-Za-z_-]. Anything else — path separators, dots, quotes, control
+// or non-ASCII characters — is refused before it can reach a signed WeChat
+// URL or a ledger key.
+func ValidOpenID(s string) bool {
+	if s == "" || len(s) > MaxOpenIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

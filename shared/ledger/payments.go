@@ -52,6 +52,10 @@ type TxnPointer struct {
 // Order the notify function updates, plus what creating it needs.
 type PaymentOrder struct {
 	Order
+	// LeaseUntil (unix seconds) marks the request that is creating the
+	// order at WeChat Pay: identical concurrent requests wait for it instead
+	// of calling WeChat again, and take over only once it has expired.
+	LeaseUntil  int64  `dynamodbav:"lease_until,omitempty" json:"-"`
 	Description string `dynamodbav:"description,omitempty"`
 	// ClientType is what the client asked for: JSAPI, MINIPROGRAM, NATIVE,
 	// APP or H5 (TradeType is WeChat Pay's: JSAPI, NATIVE, APP, MWEB).

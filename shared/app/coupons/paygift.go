@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
@@ -141,6 +142,12 @@ func validateActivity(in *activityInput, now time.Time) (window, error) {
 		if err := runes(ck.field, ck.v, ck.min, ck.max); err != nil {
 			return w, err
 		}
+	}
+	if u, err := url.Parse(b.MerchantLogoURL); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil ||
+		strings.ContainsAny(b.MerchantLogoURL, " \"'<>\\") {
+		// The logo is an image URL WeChat shows users (in practice one
+		// returned by its image upload API): only a plain https URL is sane.
+		return w, paramErr("merchant_logo_url must be an https URL")
 	}
 	if b.BackgroundColor != "" && !backgroundColor(b.BackgroundColor) {
 		return w, paramErr("background_color must be one of Color010, Color020 ... Color100, got %q", b.BackgroundColor)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
@@ -166,7 +167,8 @@ func (h *Handler) run(ctx context.Context, o op, wxOut any, done func(no string,
 		return nil, err
 	}
 	rec := ledger.CouponRequest{Kind: o.kind, RequestNo: no, Scope: o.scope, State: ledger.RequestPending, Method: call.Method,
-		Path: call.Path, Query: call.Query.Encode(), BodyJSON: string(call.Body), CreatedAt: stamp, UpdatedAt: stamp}
+		Path: call.Path, Query: call.Query.Encode(), BodyJSON: string(call.Body), CreatedAt: stamp, UpdatedAt: stamp,
+		LeaseUntil: now.Add(requestLease).Unix()}
 	recKey := ledger.CouponRequestKey(o.kind, no)
 	var stored ledger.CouponRequest
 	created, err := h.deps.Store.PutIdempotent(ctx, &store.Put{Key: recKey, Value: rec}, digest, &stored)
@@ -179,7 +181,12 @@ func (h *Handler) run(ctx context.Context, o op, wxOut any, done func(no string,
 	case !created && stored.State == ledger.RequestDone:
 		return replay(stored)
 	case !created:
-		// PENDING or FAILED: send exactly what was stored.
+		// PENDING or FAILED: wait for a concurrent sender, or take over and
+		// send exactly what was stored.
+		done, err := h.awaitRequest(ctx, recKey, stored)
+		if err != nil || done != nil {
+			return done, err
+		}
 		q, err := url.ParseQuery(stored.Query)
 		if err != nil {
 			return nil, fmt.Errorf("coupons: %s: stored query of %s: %w", o.kind, no, err)
@@ -227,6 +234,50 @@ func (h *Handler) run(ctx context.Context, o op, wxOut any, done func(no string,
 	return &apigw.Response{Status: http.StatusOK, Body: json.RawMessage(answer)}, nil
 }
 
+// requestLease is how long the request that sends a call owns it; a crashed
+// owner's lease expires and a retry takes over.
+const requestLease = 15 * time.Second
+
+// requestWait bounds how long a retry waits for a concurrent owner before
+// answering 409 IN_PROGRESS.
+const requestWait = 8 * time.Second
+
+// awaitRequest handles a replay of a request record that is not DONE: when
+// another request holds an unexpired lease (it is calling WeChat Pay right
+// now) it waits for its answer instead of sending the call a second time;
+// otherwise it takes the lease (nil, nil: the caller sends). Identical
+// concurrent requests therefore make exactly one WeChat call.
+func (h *Handler) awaitRequest(ctx context.Context, key store.Key, rec ledger.CouponRequest) (*apigw.Response, error) {
+	deadline := time.Now().Add(requestWait)
+	for {
+		now := h.now()
+		lease := map[string]any{"lease_until": now.Add(requestLease).Unix()}
+		err := h.deps.Store.Update(ctx, &store.Update{Key: key, Set: lease,
+			ExpectIn: map[string][]any{"state": {ledger.RequestPending, ledger.RequestFailed}}, ExpectBefore: map[string]any{"lease_until": now.Unix()}})
+		if err == nil {
+			return nil, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return nil, err
+		}
+		if err := h.deps.Store.Get(ctx, key, &rec); err != nil {
+			return nil, err
+		}
+		if rec.State == ledger.RequestDone {
+			return replay(rec)
+		}
+		if time.Now().After(deadline) {
+			return nil, &apigw.Error{Status: http.StatusConflict, Code: "IN_PROGRESS",
+				Message: "the same request is being sent to WeChat Pay by another call; send it again shortly"}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // replay answers a DONE request record with its stored answer.
 func replay(rec ledger.CouponRequest) (*apigw.Response, error) {
 	return &apigw.Response{Status: http.StatusOK, Headers: map[string]string{"x-idempotent-replay": "true"},
@@ -240,7 +291,7 @@ func (h *Handler) callFailed(ctx context.Context, o op, recKey, slot store.Key, 
 	var ae *wxpay.APIError
 	if errors.As(err, &ae) && !ae.Retryable() {
 		ops := []store.Op{&store.Update{Key: recKey, Set: map[string]any{"state": ledger.RequestFailed, "error_code": ae.Code,
-			"error_message": ae.Message, "updated_at": ledger.WechatTime(h.now())},
+			"error_message": ae.Message, "updated_at": ledger.WechatTime(h.now()), "lease_until": 0},
 			ExpectIn: map[string][]any{"state": {ledger.RequestPending, ledger.RequestFailed}}}}
 		if slot.PK != "" {
 			ops = append(ops, &store.Delete{Key: slot})
@@ -251,7 +302,7 @@ func (h *Handler) callFailed(ctx context.Context, o op, recKey, slot store.Key, 
 		return wechatError(err)
 	}
 	if terr := h.deps.Store.Update(ctx, &store.Update{Key: recKey, Set: map[string]any{"last_error": err.Error(),
-		"updated_at": ledger.WechatTime(h.now())}, ExpectIn: map[string][]any{"state": {ledger.RequestPending, ledger.RequestFailed}}}); terr != nil {
+		"updated_at": ledger.WechatTime(h.now()), "lease_until": 0}, ExpectIn: map[string][]any{"state": {ledger.RequestPending, ledger.RequestFailed}}}); terr != nil {
 		h.deps.Logger().WarnContext(ctx, "coupons: could not note the failed attempt", "kind", o.kind, "request_no", no, "error", terr)
 	}
 	h.deps.Logger().WarnContext(ctx, "coupons: WeChat Pay outcome unknown; the request number is kept for the retry",

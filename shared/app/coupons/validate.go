@@ -132,8 +132,8 @@ func validCode(field, code string) error {
 
 // validOpenID checks an openid path segment.
 func validOpenID(v string) error {
-	if v == "" || len(v) > 128 || strings.ContainsAny(v, "/?#%& ") {
-		return paramErr("openid must be 1..128 URL-safe characters")
+	if !ledger.ValidOpenID(v) {
+		return paramErr("openid must be 1..128 characters of 0-9 A-Z a-z _ -")
 	}
 	return nil
 }

@@ -24,6 +24,12 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/shared/wxsign"
 )
 
+// MaxOrderTotal bounds amount.total: WeChat Pay's own per-order limit is
+// not in the reference (UNCONFIRMED); 10^10 fen (100 million yuan) is far
+// above any real order and keeps every ledger sum of int64 fen safe from
+// overflow, so larger values are refused locally.
+const MaxOrderTotal int64 = 10_000_000_000
+
 // endpoint maps a client trade type to the WeChat Pay prepay endpoint and
 // the trade_type WeChat Pay records.
 func endpoint(clientType string) (path, tradeType string, ok bool) {
@@ -111,8 +117,8 @@ func (r *CreateOrderRequest) normalize(creds *secrets.Credentials, now time.Time
 	if n := utf8.RuneCountInString(r.Description); n == 0 || n > 127 {
 		return bad("description must be 1-127 characters, got %d", n)
 	}
-	if r.Amount.Total <= 0 {
-		return bad("amount.total must be a positive number of fen, got %d", r.Amount.Total)
+	if r.Amount.Total <= 0 || r.Amount.Total > MaxOrderTotal {
+		return bad("amount.total must be 1..%d fen, got %d", MaxOrderTotal, r.Amount.Total)
 	}
 	if r.Amount.Currency == "" {
 		r.Amount.Currency = "CNY"
@@ -136,6 +142,9 @@ func (r *CreateOrderRequest) normalize(creds *secrets.Credentials, now time.Time
 	case "JSAPI", "MINIPROGRAM":
 		if r.Payer == nil || r.Payer.OpenID == "" {
 			return bad("%s orders need payer.openid", r.TradeType)
+		}
+		if !ledger.ValidOpenID(r.Payer.OpenID) {
+			return bad("payer.openid must be 1..%d characters of 0-9 A-Z a-z _ -", ledger.MaxOpenIDLength)
 		}
 	default:
 		if r.Payer != nil {
@@ -340,7 +349,7 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 			Status: ledger.TradeNotPay, Total: in.Amount.Total, PayerTotal: in.Amount.Total, SettlementTotal: in.Amount.Total,
 			Currency: in.Amount.Currency, Attach: in.Attach, Source: "api", UpdatedAt: ledger.WechatTime(now)},
 		Description: in.Description, ClientType: in.TradeType, TimeExpire: in.TimeExpire, CreatedAt: ledger.WechatTime(now),
-		PrepayState: prepayPending, RequestJSON: string(raw),
+		PrepayState: prepayPending, RequestJSON: string(raw), LeaseUntil: now.Add(prepayLease).Unix(),
 	}
 	if in.Payer != nil {
 		row.PayerOpenID = in.Payer.OpenID
@@ -358,8 +367,58 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 		if row.PrepayState != prepayPending {
 			return apigw.JSON(http.StatusOK, orderView(&row)), nil // replay of a finished create
 		}
+		done, err := h.awaitPrepay(ctx, &row)
+		if err != nil || done != nil {
+			return done, err
+		}
 	}
 	return h.prepay(ctx, wc, creds, &row, path)
+}
+
+// prepayLease is how long the request that creates an order owns the
+// WeChat call; a crashed owner's lease expires and a replay takes over.
+const prepayLease = 15 * time.Second
+
+// prepayWait bounds how long a replay waits for the owner before answering
+// 409 IN_PROGRESS (retry the same request).
+const prepayWait = 8 * time.Second
+
+// awaitPrepay handles a replay of a create that is still PENDING: another
+// request may be calling WeChat Pay right now, so instead of a second call
+// it waits for that request's answer, or takes the lease over when it has
+// expired (then it returns nil, nil and the caller prepays). Identical
+// concurrent requests therefore make exactly one WeChat call and all get the
+// same answer.
+func (h *Handler) awaitPrepay(ctx context.Context, row *ledger.PaymentOrder) (*apigw.Response, error) {
+	key := ledger.OrderKey(row.OutTradeNo)
+	deadline := time.Now().Add(prepayWait)
+	for {
+		now := h.now()
+		err := h.deps.Store.Update(ctx, &store.Update{Key: key, Set: map[string]any{"lease_until": now.Add(prepayLease).Unix()},
+			Expect: map[string]any{"prepay_state": prepayPending}, ExpectBefore: map[string]any{"lease_until": now.Unix()}})
+		if err == nil {
+			return nil, nil // the lease is ours: prepay
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return nil, err
+		}
+		var stored ledger.PaymentOrder
+		if err := h.deps.Store.Get(ctx, key, &stored); err != nil {
+			return nil, err
+		}
+		if stored.PrepayState != prepayPending {
+			return apigw.JSON(http.StatusOK, orderView(&stored)), nil
+		}
+		if time.Now().After(deadline) {
+			return nil, &apigw.Error{Status: http.StatusConflict, Code: "IN_PROGRESS",
+				Message: "the same order is being created by another request; send it again shortly"}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // prepay calls WeChat Pay for a stored PENDING order and completes the row.
@@ -372,6 +431,12 @@ func (h *Handler) prepay(ctx context.Context, wc *wxpay.Client, creds *secrets.C
 	}
 	_, err := wc.Do(ctx, wxpay.Request{Method: http.MethodPost, Path: path, Body: json.RawMessage(row.RequestJSON)}, &out)
 	if err != nil {
+		// This request is over: release its lease so the client's retry
+		// resends at once instead of waiting for it to expire.
+		if lerr := h.deps.Store.Update(ctx, &store.Update{Key: key, Set: map[string]any{"lease_until": 0},
+			Expect: map[string]any{"prepay_state": prepayPending}}); lerr != nil && !errors.Is(lerr, store.ErrConflict) && !errors.Is(lerr, store.ErrNotFound) {
+			h.deps.Logger().WarnContext(ctx, "order lease not released", "out_trade_no", row.OutTradeNo, "error", lerr)
+		}
 		if rejected(err) && !wxpay.IsCode(err, wxpay.CodeOrderPaid, wxpay.CodeOrderClosed) {
 			// Refused: no order exists at WeChat Pay, so none is kept here
 			// and the client may correct the request and send it again.

@@ -133,17 +133,7 @@ func checkOpenID(openid string) error {
 }
 
 // validOpenID: 1..128 characters of [0-9A-Za-z_-].
-func validOpenID(s string) bool {
-	if s == "" || len(s) > maxOpenID {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validOpenID(s string) bool { return ledger.ValidOpenID(s) }
 
 // checkItems enforces the post_payments / post_discounts rules: names
 // required, ≤20 characters and unique (商品信息 may repeat in payments),
