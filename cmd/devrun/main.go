@@ -61,7 +61,7 @@ func run() error {
 		return err
 	}
 	s, err := stack.Start(ctx, stack.Options{DynamoDBEndpoint: endpoint, Table: *table, Merchant: m, Platform: p,
-		SimAddr: *simAddr, FrontAddr: *addr, Log: os.Stdout})
+		SimAddr: *simAddr, FrontAddr: *addr, Log: os.Stdout, BillsDir: filepath.Join(paths.Dir, "bills")})
 	if err != nil {
 		return err
 	}
@@ -73,6 +73,7 @@ func run() error {
 	fmt.Printf("  WeChat Pay sim  %s  (APIv3 under /v3/, admin API under %s/sim/)\n", s.SimURL, s.SimURL)
 	fmt.Printf("  notifications   simulator -> %s/notify/{payments,refunds,payscore,coupons}\n", s.FrontURL)
 	fmt.Printf("  DynamoDB Local  %s  table %s\n", endpoint, *table)
+	fmt.Printf("  bills, reports  %s\n", filepath.Join(paths.Dir, "bills"))
 	fmt.Printf("  TEST merchant   mchid %s, appid %s, public key id %s\n", m.MchID, m.AppID, p.PublicKeyID)
 	fmt.Printf("                  keys %s, secret %s\n", paths.KeyBundle, paths.SecretFile)
 	var routes []string

@@ -763,6 +763,7 @@ func functionGrants(id string) (allowed, required map[string]bool) {
 	case fnBilling:
 		required["s3:PutObject on ${BillsBucket.Arn}/*"] = true
 		required["s3:GetObject on ${BillsBucket.Arn}/*"] = true
+		required["s3:AbortMultipartUpload on ${BillsBucket.Arn}/*"] = true // raw bills stream up in parts
 	}
 	allowed = map[string]bool{}
 	for k := range required {
