@@ -126,3 +126,76 @@ func TestBootstrapUnderRuntimeAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestEveryBootstrapAnswers is `make invoke` for one event of each function:
+// the real bootstrap of every function, built for this host, answers a
+// sample event under the local Runtime API.
+func TestEveryBootstrapAnswers(t *testing.T) {
+	root, err := ddblocal.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	env := lambdatest.NewEnv(t)
+	sm := smfake.New()
+	sm.Put("wxpay/merchant", string(env.SecretJSON))
+	smSrv := httptest.NewServer(sm)
+	defer smSrv.Close()
+	base := []string{
+		"PATH=" + os.Getenv("PATH"), "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=AKIDLOCAL", "AWS_SECRET_ACCESS_KEY=SECRETLOCAL",
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_DYNAMODB=" + os.Getenv(ddblocal.EnvEndpoint),
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER=" + smSrv.URL, "TABLE_NAME=" + env.Table, "SECRET_ID=wxpay/merchant",
+	}
+	cases := []struct {
+		fn, event string
+		check     func(t *testing.T, payload []byte)
+	}{
+		{"notify", "unknown-channel.json", wantHTTP(http.StatusNotFound)},
+		{"payscore", "health.json", wantHTTP(http.StatusOK)},
+		{"coupons", "health.json", wantHTTP(http.StatusOK)},
+		{"payments", "health.json", wantHTTP(http.StatusOK)},
+		{"billing", "schedule-daily.json", func(t *testing.T, payload []byte) {
+			var res map[string]any
+			if err := json.Unmarshal(payload, &res); err != nil || res["job"] != "daily-bills" {
+				t.Fatalf("schedule answer %s (%v), want a daily-bills job result", payload, err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fn, func(t *testing.T) {
+			bin := filepath.Join(t.TempDir(), "bootstrap")
+			if err := runtimeapi.Build(ctx, root, tc.fn, runtime.GOARCH, bin); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := os.ReadFile(filepath.Join(root, "events", tc.fn, tc.event))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := runtimeapi.Start(bin, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Stop()
+			res, err := p.InvokeOrExit(ctx, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Err != nil {
+				t.Fatalf("function error: %v\n%s", res.Err, p.Output())
+			}
+			tc.check(t, res.Payload)
+			env.AssertNoSecrets(t, tc.fn+" bootstrap output", p.Output())
+		})
+	}
+}
+
+func wantHTTP(status int) func(t *testing.T, payload []byte) {
+	return func(t *testing.T, payload []byte) {
+		t.Helper()
+		var resp events.APIGatewayV2HTTPResponse
+		if err := json.Unmarshal(payload, &resp); err != nil || resp.StatusCode != status {
+			t.Fatalf("answer %s (%v), want HTTP %d", payload, err, status)
+		}
+	}
+}

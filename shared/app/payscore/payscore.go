@@ -17,16 +17,12 @@
 package payscore
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app"
@@ -44,52 +40,11 @@ type ScheduleInput struct {
 }
 
 // Event is what the payscore function receives: an HTTP API request or the
-// schedule's input. Exactly one field is set.
-type Event struct {
-	HTTP     *events.APIGatewayV2HTTPRequest
-	Schedule *ScheduleInput
-}
+// schedule's input. Exactly one field is set; decoding is strict.
+type Event = apigw.Triggered[ScheduleInput]
 
 // ErrUnknownEvent is returned for a payload that is neither shape.
-var ErrUnknownEvent = errors.New("payscore: event is neither an HTTP API request nor a schedule input")
-
-// UnmarshalJSON decodes strictly: the payload must match one shape exactly.
-func (e *Event) UnmarshalJSON(b []byte) error {
-	var probe map[string]json.RawMessage
-	if err := json.Unmarshal(b, &probe); err != nil {
-		return fmt.Errorf("payscore: decode event: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	switch {
-	case probe["routeKey"] != nil || probe["requestContext"] != nil:
-		var req events.APIGatewayV2HTTPRequest
-		if err := dec.Decode(&req); err != nil {
-			return fmt.Errorf("payscore: decode HTTP API event: %w", err)
-		}
-		*e = Event{HTTP: &req}
-	case probe["job"] != nil:
-		var in ScheduleInput
-		if err := dec.Decode(&in); err != nil {
-			return fmt.Errorf("payscore: decode schedule input: %w", err)
-		}
-		*e = Event{Schedule: &in}
-	default:
-		return ErrUnknownEvent
-	}
-	return nil
-}
-
-// MarshalJSON encodes whichever shape is set.
-func (e Event) MarshalJSON() ([]byte, error) {
-	switch {
-	case e.HTTP != nil:
-		return json.Marshal(e.HTTP)
-	case e.Schedule != nil:
-		return json.Marshal(e.Schedule)
-	}
-	return nil, ErrUnknownEvent
-}
+var ErrUnknownEvent = apigw.ErrUnknownEvent
 
 // Defaults of Config.
 const (
