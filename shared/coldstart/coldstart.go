@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -146,7 +147,7 @@ func Load(ctx context.Context, function string, getenv func(string) string, opts
 	if out == nil {
 		out = os.Stdout
 	}
-	log := slog.New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: cfg.LogLevel})).With("function", function)
+	log := NewLogger(out, cfg.LogLevel, function)
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts.AWSOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("coldstart: load AWS config: %w", err)
@@ -159,9 +160,12 @@ func Load(ctx context.Context, function string, getenv func(string) string, opts
 		src = secrets.NewSecretsManagerSource(secretsmanager.NewFromConfig(awsCfg), cfg.SecretID)
 	}
 	cache := secrets.NewCache(src, secrets.CacheOptions{TTL: cfg.SecretTTL, Logger: log})
-	if _, err := cache.Get(ctx); err != nil {
+	creds, err := cache.Get(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("coldstart: load merchant credentials: %w", err)
 	}
+	// Every later line names the merchant (an identifier, not a secret).
+	log = log.With("mchid", creds.MchID)
 	env := &Env{Config: cfg, AWS: awsCfg, DynamoDB: db, Store: ddbstore.New(db, cfg.TableName), Secrets: cache, Log: log,
 		Metrics: &metrics.EMF{Namespace: "wxpay-serverless", W: out},
 		WeChat:  wxpay.New(wxpay.Config{Credentials: cache, BaseURL: cfg.WechatPayBaseURL})}
@@ -178,4 +182,31 @@ func Load(ctx context.Context, function string, getenv func(string) string, opts
 func (e *Env) Deps() app.Deps {
 	return app.Deps{Store: e.Store, Secrets: e.Secrets, Log: e.Log, Now: time.Now, Events: e.Events, Metrics: e.Metrics,
 		WeChat: e.WeChat, NotifyBaseURL: e.Config.NotifyBaseURL, Bills: e.Bills}
+}
+
+// NewLogger is the functions' logger: JSON lines on out, the function name
+// on every line and the Lambda request id on every line logged with the
+// invocation's context.
+func NewLogger(out io.Writer, level slog.Level, function string) *slog.Logger {
+	return slog.New(requestIDHandler{slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})}).With("function", function)
+}
+
+// requestIDHandler adds the Lambda request id of the invocation to every
+// record logged with a context (the *Context slog calls), so each line of
+// one request can be found together in CloudWatch Logs.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		r.AddAttrs(slog.String("aws_request_id", lc.AwsRequestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }

@@ -1,11 +1,15 @@
 package coldstart_test
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/coldstart"
 )
@@ -54,5 +58,18 @@ func TestParseConfig(t *testing.T) {
 				t.Fatalf("err = %v, want ErrConfig naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestLogLinesCarryRequestID(t *testing.T) {
+	var buf bytes.Buffer
+	log := coldstart.NewLogger(&buf, slog.LevelInfo, "payscore")
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-42"})
+	log.With("mchid", "1900000109").InfoContext(ctx, "hello")
+	log.Info("no context")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"aws_request_id":"req-42"`) || !strings.Contains(lines[0], `"function":"payscore"`) ||
+		!strings.Contains(lines[0], `"mchid":"1900000109"`) || strings.Contains(lines[1], "aws_request_id") {
+		t.Fatalf("log lines = %q", lines)
 	}
 }
