@@ -143,6 +143,12 @@ type Coupon struct {
 	DeactivateTime      string `dynamodbav:"deactivate_time,omitempty" json:"deactivate_time,omitempty"`
 	DeactivateReason    string `dynamodbav:"deactivate_reason,omitempty" json:"deactivate_reason,omitempty"`
 	UpdatedAt           string `dynamodbav:"updated_at,omitempty" json:"updated_at,omitempty"`
+	// LastRequestNo and LastIntent (kind#digest of the request without its
+	// number) name the request that moved the coupon last: identical
+	// requests share one number per stage, and a late copy of a completed
+	// one replays its answer.
+	LastRequestNo string `dynamodbav:"last_request_no,omitempty" json:"-"`
+	LastIntent    string `dynamodbav:"last_intent,omitempty" json:"-"`
 }
 
 // CouponEvent is one history entry of a coupon (CouponHistoryKey).

@@ -210,11 +210,19 @@ func TestCouponFlowAgainstSimulator(t *testing.T) {
 		t.Fatalf("ledger after use = %+v, answer %s", c, u.body)
 	}
 	before := len(e.wxRequests("/v3/marketing/busifavor/coupons/use"))
-	if a := e.do(t, http.MethodPost, "/coupons/use", nil, use); a.status != http.StatusConflict || a.code() != coupons.CodeCouponState {
-		t.Fatalf("use again: %d %s, want 409 %s", a.status, a.body, coupons.CodeCouponState)
+	// A late copy of the same request (no use_request_no, same content)
+	// is the same request: its answer is replayed.
+	if a := e.do(t, http.MethodPost, "/coupons/use", nil, use); a.status != http.StatusOK || a.header["x-idempotent-replay"] != "true" ||
+		a.str(t, "use_request_no") != u.str(t, "use_request_no") {
+		t.Fatalf("the same use again: %d %v %s, want the replay of %s", a.status, a.header, a.body, u.body)
+	}
+	// A different use of the used coupon is refused locally.
+	other := map[string]any{"stock_id": id, "coupon_code": code, "openid": openid, "out_trade_no": "ORDER20260002"}
+	if a := e.do(t, http.MethodPost, "/coupons/use", nil, other); a.status != http.StatusConflict || a.code() != coupons.CodeCouponState {
+		t.Fatalf("another use: %d %s, want 409 %s", a.status, a.body, coupons.CodeCouponState)
 	}
 	if n := len(e.wxRequests("/v3/marketing/busifavor/coupons/use")); n != before {
-		t.Fatalf("the second use reached WeChat Pay (%d calls, want %d)", n, before)
+		t.Fatalf("the second and third use reached WeChat Pay (%d calls, want %d)", n, before)
 	}
 	r := must(t, "return", e.do(t, http.MethodPost, "/coupons/return", nil, map[string]any{"stock_id": id, "coupon_code": code}), http.StatusOK)
 	if c := e.coupon(t, id, code); c.State != ledger.CouponSended || c.ReturnRequestNo != r.str(t, "return_request_no") || c.ReturnTime == "" {
@@ -322,8 +330,12 @@ func TestUseRetryReusesRequestNo(t *testing.T) {
 				t.Fatalf("ledger = %+v history %v, want USED by %s once", c, e.history(t, id, code), no)
 			}
 			n := len(e.wxRequests(usePath))
-			if a := e.do(t, http.MethodPost, "/coupons/use", nil, use); a.status != http.StatusConflict || len(e.wxRequests(usePath)) != n {
-				t.Fatalf("a third use: %d %s with %d more calls, want a local 409", a.status, a.body, len(e.wxRequests(usePath))-n)
+			if a := e.do(t, http.MethodPost, "/coupons/use", nil, use); a.status != http.StatusOK || a.str(t, "use_request_no") != no || len(e.wxRequests(usePath)) != n {
+				t.Fatalf("the same use a third time: %d %s with %d more calls, want the replay of %s and no call", a.status, a.body, len(e.wxRequests(usePath))-n, no)
+			}
+			other := map[string]any{"stock_id": id, "coupon_code": code, "out_trade_no": "ORDERRETRY2"}
+			if a := e.do(t, http.MethodPost, "/coupons/use", nil, other); a.status != http.StatusConflict || len(e.wxRequests(usePath)) != n {
+				t.Fatalf("another use: %d %s with %d more calls, want a local 409", a.status, a.body, len(e.wxRequests(usePath))-n)
 			}
 		})
 	}

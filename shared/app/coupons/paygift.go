@@ -368,7 +368,7 @@ func (h *Handler) createActivity(ctx context.Context, req *apigw.Request) (*apig
 		ActivityID string `json:"activity_id"`
 		CreateTime string `json:"create_time"`
 	}
-	return h.run(ctx, op{kind: kindPayGiftCreate, supplied: supplied, field: "out_request_no", maxLen: maxRequestNo, input: intent, keepSlot: true,
+	return h.run(ctx, op{kind: kindPayGiftCreate, supplied: supplied, field: "out_request_no", maxLen: maxRequestNo, input: intent,
 		build: func(no string) (wxCall, error) {
 			in.ActivityBaseInfo.OutRequestNo = no
 			b, err := json.Marshal(in)
@@ -560,7 +560,7 @@ func (h *Handler) changeMerchants(add bool) func(ctx context.Context, req *apigw
 		}
 		var raw json.RawMessage
 		return h.run(ctx, op{kind: kind, scope: id, supplied: supplied, field: field, maxLen: maxRequestNo,
-			input: map[string]any{"activity_id": id, "merchant_id_list": in.MerchantIDList}, keepSlot: true,
+			input: map[string]any{"activity_id": id, "merchant_id_list": in.MerchantIDList},
 			build: func(no string) (wxCall, error) {
 				body := map[string]any{"merchant_id_list": in.MerchantIDList, field: no}
 				b, err := json.Marshal(body)

@@ -81,10 +81,9 @@ type op struct {
 	// input is the normalised caller request without the request number
 	// and generated fields: its digest identifies the intent.
 	input any
-	// keepSlot: a completed generated number keeps answering the same
-	// request (creates, uploads, budget changes); without it (transitions of
-	// one coupon) the slot is freed on completion.
-	keepSlot bool
+	// coupon is set for the transitions of one coupon (use, associate,
+	// disassociate, return, deactivate): see onCoupon.
+	coupon *couponStage
 	// build renders the call for a request number.
 	build func(no string) (wxCall, error)
 }
@@ -150,7 +149,7 @@ func (h *Handler) run(ctx context.Context, o op, wxOut any, done func(no string,
 		if err != nil {
 			return nil, err
 		}
-		slot = ledger.CouponSlotKey(o.kind, o.scope, digest)
+		slot = ledger.CouponSlotKey(o.kind, o.scope, o.coupon.slotDigest(digest))
 		var prev ledger.CouponSlot
 		created, err := h.deps.Store.PutIdempotent(ctx, &store.Put{Key: slot, Expires: now.Add(store.IdempotencyTTL),
 			Value: ledger.CouponSlot{Kind: o.kind, RequestNo: fresh, CreatedAt: stamp}}, digest, &prev)
@@ -215,9 +214,7 @@ func (h *Handler) run(ctx context.Context, o op, wxOut any, done func(no string,
 	ops := []store.Op{&store.Update{Key: recKey, Set: map[string]any{"state": ledger.RequestDone, "result_json": string(answer),
 		"updated_at": ledger.WechatTime(h.now())}, ExpectIn: map[string][]any{"state": {ledger.RequestPending, ledger.RequestFailed}}}}
 	ops = append(ops, res.ops...)
-	if slot.PK != "" && !o.keepSlot {
-		ops = append(ops, &store.Delete{Key: slot})
-	}
+	o.coupon.mark(ops, o.kind, digest, no)
 	if err := h.deps.Store.Transact(ctx, ops...); err != nil {
 		var tx *store.TxError
 		if errors.As(err, &tx) && errors.Is(tx.Reasons[0], store.ErrConflict) {

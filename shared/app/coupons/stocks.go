@@ -61,7 +61,7 @@ func (h *Handler) createStock(ctx context.Context, req *apigw.Request) (*apigw.R
 		StockID    string `json:"stock_id"`
 		CreateTime string `json:"create_time"`
 	}
-	return h.run(ctx, op{kind: kindCreateStock, supplied: supplied, field: "out_request_no", maxLen: maxRequestNo, input: intent, keepSlot: true,
+	return h.run(ctx, op{kind: kindCreateStock, supplied: supplied, field: "out_request_no", maxLen: maxRequestNo, input: intent,
 		build: func(no string) (wxCall, error) {
 			in.OutRequestNo = no
 			b, err := json.Marshal(in)
@@ -181,7 +181,7 @@ func (h *Handler) modifyStock(ctx context.Context, req *apigw.Request) (*apigw.R
 	intent := in
 	intent.OutRequestNo = ""
 	return h.run(ctx, op{kind: kindModifyStock, scope: id, supplied: supplied, field: "out_request_no", maxLen: maxRequestNo,
-		input: map[string]any{"stock_id": id, "change": intent}, keepSlot: true,
+		input: map[string]any{"stock_id": id, "change": intent},
 		build: func(no string) (wxCall, error) {
 			in.OutRequestNo = no
 			b, err := json.Marshal(in)
@@ -267,7 +267,7 @@ func (h *Handler) modifyBudget(ctx context.Context, req *apigw.Request) (*apigw.
 		MaxCouponsByDay int64 `json:"max_coupons_by_day"`
 	}
 	return h.run(ctx, op{kind: kindBudget, scope: id, supplied: supplied, field: "modify_budget_request_no", maxLen: maxRequestNo,
-		input: map[string]any{"stock_id": id, "change": intent}, keepSlot: true,
+		input: map[string]any{"stock_id": id, "change": intent},
 		build: func(no string) (wxCall, error) {
 			in.ModifyBudgetRequestNo = no
 			b, err := json.Marshal(in)
@@ -326,7 +326,7 @@ func (h *Handler) uploadCodes(ctx context.Context, req *apigw.Request) (*apigw.R
 	}
 	var raw json.RawMessage
 	return h.run(ctx, op{kind: kindUpload, scope: id, supplied: supplied, field: "upload_request_no", maxLen: maxRequestNo,
-		input: map[string]any{"stock_id": id, "codes": in.CouponCodeList}, keepSlot: true,
+		input: map[string]any{"stock_id": id, "codes": in.CouponCodeList},
 		build: func(no string) (wxCall, error) {
 			in.UploadRequestNo = no
 			b, err := json.Marshal(in)
@@ -439,7 +439,7 @@ func (h *Handler) deleteCode(ctx context.Context, req *apigw.Request) (*apigw.Re
 		DeleteTime string `json:"delete_time"`
 	}
 	return h.run(ctx, op{kind: kindDeleteCode, scope: id + "#" + code, supplied: req.Query("delete_request_no"), field: "delete_request_no",
-		maxLen: maxRequestNo, input: map[string]string{"stock_id": id, "coupon_code": code}, keepSlot: true,
+		maxLen: maxRequestNo, input: map[string]string{"stock_id": id, "coupon_code": code},
 		build: func(no string) (wxCall, error) {
 			return wxCall{Method: http.MethodDelete, Path: stockPath(id, "couponcodes", code), Query: url.Values{"delete_request_no": {no}}}, nil
 		}}, &wx, func(no string, _ wxCall) (outcome, error) {

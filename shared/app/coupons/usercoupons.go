@@ -2,6 +2,8 @@ package coupons
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +29,69 @@ func (h *Handler) ledgerCoupon(ctx context.Context, stockID, code string) (ledge
 		return c, false, fmt.Errorf("coupons: read coupon %s/%s: %w", stockID, code, err)
 	}
 	return c, true, nil
+}
+
+// couponStage is where a coupon stands when a transition of it is
+// requested: its state and the request number of its last transition.
+type couponStage struct {
+	key   store.Key
+	stage string
+}
+
+// onCoupon prepares a request-numbered transition of one coupon (kind,
+// the caller's number, the intent without it). A request without a number
+// whose intent equals the coupon's last transition is a late copy of a
+// request that already completed: it replays that answer (done non-nil).
+// Otherwise the transition is bound to the coupon's stage, so identical
+// requests share one generated request number per stage (and so make one
+// WeChat call, however they interleave), while a later stage — a coupon
+// used again after a return — gets a new number.
+func (h *Handler) onCoupon(ctx context.Context, kind, supplied string, intent any, stockID, code string, cur ledger.Coupon, known bool) (*couponStage, *apigw.Response, error) {
+	stage := &couponStage{key: ledger.CouponKey(stockID, code), stage: cur.State + "#" + cur.LastRequestNo}
+	if supplied != "" || !known || cur.LastIntent == "" || cur.LastRequestNo == "" {
+		return stage, nil, nil
+	}
+	digest, err := digestOf(kind, intent)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cur.LastIntent != kind+"#"+digest {
+		return stage, nil, nil
+	}
+	var rec ledger.CouponRequest
+	switch err := h.deps.Store.Get(ctx, ledger.CouponRequestKey(kind, cur.LastRequestNo), &rec); {
+	case errors.Is(err, store.ErrNotFound):
+		return stage, nil, nil
+	case err != nil:
+		return nil, nil, fmt.Errorf("coupons: %s: read request %s: %w", kind, cur.LastRequestNo, err)
+	case rec.State == ledger.RequestDone:
+		done, err := replay(rec)
+		return nil, done, err
+	}
+	return stage, nil, nil
+}
+
+// slotDigest is the slot's digest of an intent: per stage for coupon
+// transitions, the intent's own otherwise.
+func (c *couponStage) slotDigest(digest string) string {
+	if c == nil {
+		return digest
+	}
+	sum := sha256.Sum256([]byte(digest + "\n" + c.stage))
+	return hex.EncodeToString(sum[:])
+}
+
+// mark records on the coupon row, in the transaction that completes a
+// transition, which request moved it last and with what intent.
+func (c *couponStage) mark(ops []store.Op, kind, digest, no string) {
+	if c == nil {
+		return
+	}
+	for _, op := range ops {
+		if u, ok := op.(*store.Update); ok && u.Key == c.key {
+			u.Set["last_request_no"], u.Set["last_intent"] = no, kind+"#"+digest
+		}
+	}
 }
 
 // couponState is the 409 for a coupon the ledger shows in a state that
@@ -120,6 +185,13 @@ func (h *Handler) use(ctx context.Context, req *apigw.Request) (*apigw.Response,
 	if err != nil {
 		return nil, err
 	}
+	supplied := in.UseRequestNo
+	intent := in
+	intent.UseRequestNo = ""
+	stage, done, err := h.onCoupon(ctx, kindUse, supplied, intent, in.StockID, in.CouponCode, cur, known)
+	if done != nil || err != nil {
+		return done, err
+	}
 	replaying := in.UseRequestNo != "" && in.UseRequestNo == cur.UseRequestNo
 	switch {
 	case known && !replaying && cur.State != ledger.CouponSended:
@@ -127,9 +199,6 @@ func (h *Handler) use(ctx context.Context, req *apigw.Request) (*apigw.Response,
 	case known && in.OpenID != "" && cur.OpenID != "" && cur.OpenID != in.OpenID:
 		return nil, apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s belongs to another user", in.CouponCode)
 	}
-	supplied := in.UseRequestNo
-	intent := in
-	intent.UseRequestNo = ""
 	var wx struct {
 		StockID          string `json:"stock_id"`
 		OpenID           string `json:"openid"`
@@ -137,7 +206,7 @@ func (h *Handler) use(ctx context.Context, req *apigw.Request) (*apigw.Response,
 	}
 	var sent useInput
 	return h.run(ctx, op{kind: kindUse, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "use_request_no",
-		maxLen: maxUseRequestNo, input: intent,
+		maxLen: maxUseRequestNo, input: intent, coupon: stage,
 		build: func(no string) (wxCall, error) {
 			body := in
 			body.UseRequestNo = no
@@ -230,7 +299,7 @@ func (h *Handler) send(ctx context.Context, req *apigw.Request) (*apigw.Response
 		} `json:"send_coupon_result"`
 	}
 	return h.run(ctx, op{kind: kindSend, scope: in.StockID + "#" + in.OpenID, supplied: supplied, field: "out_request_no",
-		maxLen: maxRequestNo, input: intent, keepSlot: true,
+		maxLen: maxRequestNo, input: intent,
 		build: func(no string) (wxCall, error) {
 			body := in
 			body.OutRequestNo = no
@@ -287,6 +356,13 @@ func (h *Handler) associate(link bool) func(ctx context.Context, req *apigw.Requ
 		if err != nil {
 			return nil, err
 		}
+		supplied := in.OutRequestNo
+		intent := in
+		intent.OutRequestNo = ""
+		stage, done, err := h.onCoupon(ctx, kind, supplied, intent, in.StockID, in.CouponCode, cur, known)
+		if done != nil || err != nil {
+			return done, err
+		}
 		switch {
 		case link && known && cur.State != ledger.CouponSended:
 			return nil, couponState(cur, action, ledger.CouponSended)
@@ -295,12 +371,9 @@ func (h *Handler) associate(link bool) func(ctx context.Context, req *apigw.Requ
 		case !link && known && cur.AssociateOutTradeNo != in.OutTradeNo:
 			return nil, apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s is not associated with order %s", in.CouponCode, in.OutTradeNo)
 		}
-		supplied := in.OutRequestNo
-		intent := in
-		intent.OutRequestNo = ""
 		var wx map[string]string
 		return h.run(ctx, op{kind: kind, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "out_request_no",
-			maxLen: maxRequestNo, input: intent,
+			maxLen: maxRequestNo, input: intent, coupon: stage,
 			build: func(no string) (wxCall, error) {
 				body := in
 				body.OutRequestNo = no
@@ -344,17 +417,21 @@ func (h *Handler) returnCoupon(ctx context.Context, req *apigw.Request) (*apigw.
 	if err != nil {
 		return nil, err
 	}
-	if known && cur.State != ledger.CouponUsed && !(in.ReturnRequestNo != "" && in.ReturnRequestNo == cur.ReturnRequestNo) {
-		return nil, couponState(cur, "return", ledger.CouponUsed)
-	}
 	supplied := in.ReturnRequestNo
 	intent := in
 	intent.ReturnRequestNo = ""
+	stage, done, err := h.onCoupon(ctx, kindReturn, supplied, intent, in.StockID, in.CouponCode, cur, known)
+	if done != nil || err != nil {
+		return done, err
+	}
+	if known && cur.State != ledger.CouponUsed && !(in.ReturnRequestNo != "" && in.ReturnRequestNo == cur.ReturnRequestNo) {
+		return nil, couponState(cur, "return", ledger.CouponUsed)
+	}
 	var wx struct {
 		WechatpayReturnTime string `json:"wechatpay_return_time"`
 	}
 	return h.run(ctx, op{kind: kindReturn, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "return_request_no",
-		maxLen: maxRequestNo, input: intent,
+		maxLen: maxRequestNo, input: intent, coupon: stage,
 		build: func(no string) (wxCall, error) {
 			body := in
 			body.ReturnRequestNo = no
@@ -398,17 +475,21 @@ func (h *Handler) deactivate(ctx context.Context, req *apigw.Request) (*apigw.Re
 	if err != nil {
 		return nil, err
 	}
-	if known && cur.State != ledger.CouponSended && !(in.DeactivateRequestNo != "" && in.DeactivateRequestNo == cur.DeactivateRequestNo) {
-		return nil, couponState(cur, "deactivate", ledger.CouponSended)
-	}
 	supplied := in.DeactivateRequestNo
 	intent := in
 	intent.DeactivateRequestNo = ""
+	stage, done, err := h.onCoupon(ctx, kindDeactivate, supplied, intent, in.StockID, in.CouponCode, cur, known)
+	if done != nil || err != nil {
+		return done, err
+	}
+	if known && cur.State != ledger.CouponSended && !(in.DeactivateRequestNo != "" && in.DeactivateRequestNo == cur.DeactivateRequestNo) {
+		return nil, couponState(cur, "deactivate", ledger.CouponSended)
+	}
 	var wx struct {
 		WechatpayDeactivateTime string `json:"wechatpay_deactivate_time"`
 	}
 	return h.run(ctx, op{kind: kindDeactivate, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "deactivate_request_no",
-		maxLen: maxRequestNo, input: intent,
+		maxLen: maxRequestNo, input: intent, coupon: stage,
 		build: func(no string) (wxCall, error) {
 			body := in
 			body.DeactivateRequestNo = no

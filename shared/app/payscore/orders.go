@@ -117,6 +117,14 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 		State: ledger.PayScoreCreating, ServiceIntroduction: in.ServiceIntroduction, PostPayments: in.PostPayments,
 		PostDiscounts: in.PostDiscounts, RiskFund: in.RiskFund, TimeRange: in.TimeRange, Location: in.Location,
 		Device: in.Device, Attach: in.Attach, NotifyURL: notifyURL, CreatedAt: stamp, UpdatedAt: stamp, Source: "api"}
+	// The request that records the row owns the create: its lease keeps
+	// concurrent replays of the same request from calling WeChat a second
+	// time while the first call is in flight.
+	lease, err := newLease(h.now())
+	if err != nil {
+		return nil, err
+	}
+	row.LeaseUntil = lease
 	var existing ledger.PayScoreOrder
 	created, err := h.deps.Store.PutIdempotent(ctx, &store.Put{Key: key, Value: row}, digest, &existing)
 	switch {
@@ -127,38 +135,89 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 	case err != nil:
 		return nil, err
 	case created:
-		return h.sendCreate(ctx, svc, body)
+		return h.sendCreate(ctx, svc, body, lease)
 	}
-	switch existing.State {
-	case ledger.PayScoreCreating:
-		// An earlier attempt's outcome is unknown: query before retrying.
-		remote, qerr := h.queryOrder(ctx, svc, in.OutOrderNo)
-		switch {
-		case qerr == nil:
-			o, err := h.applyRemote(ctx, svc, remote)
-			if err != nil {
-				return nil, err
-			}
-			v := view(o)
+	return h.replayCreate(ctx, svc, body, existing)
+}
+
+// createWait bounds how long a replay waits for a concurrent create of the
+// same order before answering 503 (the client retries the same request).
+const createWait = 8 * time.Second
+
+// createPoll is how often a waiting replay looks at the row again.
+const createPoll = 40 * time.Millisecond
+
+// replayCreate answers a create whose row exists. A settled order is
+// replayed as recorded. An order still CREATING (an earlier attempt's
+// outcome is unknown) or REJECTED is retried by at most one request at a
+// time: the one that takes the lease queries first (CREATING) and creates
+// only when WeChat has no such order; the others wait for its answer and
+// replay it.
+func (h *Handler) replayCreate(ctx context.Context, svc service, body *wxCreate, cur ledger.PayScoreOrder) (*apigw.Response, error) {
+	key := ledger.PayScoreOrderKey(body.OutOrderNo)
+	deadline := time.Now().Add(createWait)
+	waited := false
+	for {
+		if cur.State != ledger.PayScoreCreating && cur.State != ledger.PayScoreRejected {
+			v := view(&cur)
 			v.Replayed = true
 			return apigw.JSON(http.StatusOK, v), nil
-		case wxpay.IsNotFound(qerr):
-			return h.sendCreate(ctx, svc, body)
 		}
-		return nil, tryAgain("the outcome of an earlier create of %s is unknown and WeChat Pay could not be queried; retry the same request", in.OutOrderNo)
-	case ledger.PayScoreRejected:
-		// The same request again, e.g. after a risk rejection: WeChat
-		// created nothing, so creating is safe.
-		return h.sendCreate(ctx, svc, body)
+		if waited && cur.State == ledger.PayScoreRejected {
+			// The concurrent create this request waited for was refused:
+			// its answer is this request's answer too.
+			return nil, apigw.Errorf(http.StatusConflict, CodeCreateRejected,
+				"WeChat Pay refused the create of %s (%s); fix the cause and repeat the request", body.OutOrderNo, cur.LastError)
+		}
+		lease, err := h.takeLease(ctx, body.OutOrderNo, cur.State)
+		switch {
+		case err == nil && cur.State == ledger.PayScoreRejected:
+			// WeChat created nothing, so creating again is safe.
+			return h.sendCreate(ctx, svc, body, lease)
+		case err == nil:
+			return h.resumeCreate(ctx, svc, body, lease)
+		case !errors.Is(err, store.ErrConflict):
+			return nil, err
+		case time.Now().After(deadline):
+			return nil, tryAgain("another create of %s is still in flight; retry the same request shortly", body.OutOrderNo)
+		}
+		waited = true
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(createPoll):
+		}
+		if err := h.deps.Store.Get(ctx, key, &cur); err != nil {
+			return nil, err
+		}
 	}
-	v := view(&existing)
+}
+
+// resumeCreate settles a create whose earlier outcome is unknown: query
+// first, create only when WeChat has no such order. The caller holds lease.
+func (h *Handler) resumeCreate(ctx context.Context, svc service, body *wxCreate, lease string) (*apigw.Response, error) {
+	remote, qerr := h.queryOrder(ctx, svc, body.OutOrderNo)
+	if wxpay.IsNotFound(qerr) {
+		return h.sendCreate(ctx, svc, body, lease)
+	}
+	defer h.release(ctx, ledger.PayScoreOrderKey(body.OutOrderNo), lease)
+	if qerr != nil {
+		return nil, tryAgain("the outcome of an earlier create of %s is unknown and WeChat Pay could not be queried; retry the same request", body.OutOrderNo)
+	}
+	o, err := h.applyRemote(ctx, svc, remote)
+	if err != nil {
+		return nil, err
+	}
+	v := view(o)
 	v.Replayed = true
 	return apigw.JSON(http.StatusOK, v), nil
 }
 
-// sendCreate calls WeChat's create and records the outcome.
-func (h *Handler) sendCreate(ctx context.Context, svc service, body *wxCreate) (*apigw.Response, error) {
+// sendCreate calls WeChat's create and records the outcome; the caller
+// holds lease, which is given back when the outcome is recorded.
+func (h *Handler) sendCreate(ctx context.Context, svc service, body *wxCreate, lease string) (*apigw.Response, error) {
 	key := ledger.PayScoreOrderKey(body.OutOrderNo)
+	defer h.release(ctx, key, lease)
 	var out wxOrder
 	_, err := h.deps.WeChat.Do(ctx, wxpay.Request{Method: http.MethodPost, Path: wechatCreatePath, Body: body}, &out)
 	if err != nil {
@@ -339,29 +398,44 @@ func (h *Handler) mutate(ctx context.Context, no string, m mutation) (*apigw.Res
 	return nil, tryAgain("WeChat Pay did not carry out the %s of %s (the order is %s); retry the same request", m.action, no, got.Describe())
 }
 
-// acquire takes the order's lease: the state must not have changed since it
-// was read and no other call may hold an unexpired lease.
-func (h *Handler) acquire(ctx context.Context, o *ledger.PayScoreOrder, action ledger.PayScoreAction) (string, error) {
+// newLease makes a lease value: its expiry (comparable as a string with
+// ledger.WechatTime) and a nonce that makes it this request's own.
+func newLease(now time.Time) (string, error) {
 	nonce := make([]byte, 6)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("payscore: lease nonce: %w", err)
 	}
+	return ledger.WechatTime(now.Add(leaseTTL)) + "#" + hex.EncodeToString(nonce), nil
+}
+
+// takeLease takes the order's lease when the order is still in state and
+// no other call holds an unexpired lease; store.ErrConflict otherwise.
+func (h *Handler) takeLease(ctx context.Context, no string, state string) (string, error) {
 	now := h.now()
-	lease := ledger.WechatTime(now.Add(leaseTTL)) + "#" + hex.EncodeToString(nonce)
-	key := ledger.PayScoreOrderKey(o.OutOrderNo)
-	err := h.deps.Store.Update(ctx, &store.Update{Key: key, Set: map[string]any{"lease_until": lease},
-		Expect: map[string]any{"state": o.State}, ExpectBefore: map[string]any{"lease_until": ledger.WechatTime(now)}})
-	if errors.Is(err, store.ErrConflict) {
-		var cur ledger.PayScoreOrder
-		if gerr := h.deps.Store.Get(ctx, key, &cur); gerr == nil && cur.CheckTransition(action) != nil {
-			return "", apigw.Errorf(http.StatusConflict, CodeInvalidOrderState, "%s is not allowed: order %s is %s", action, o.OutOrderNo, cur.Describe())
-		}
-		return "", apigw.Errorf(http.StatusConflict, CodeOrderBusy, "another call on order %s is in flight; retry shortly", o.OutOrderNo)
+	lease, err := newLease(now)
+	if err != nil {
+		return "", err
 	}
+	err = h.deps.Store.Update(ctx, &store.Update{Key: ledger.PayScoreOrderKey(no), Set: map[string]any{"lease_until": lease},
+		Expect: map[string]any{"state": state}, ExpectBefore: map[string]any{"lease_until": ledger.WechatTime(now)}})
 	if err != nil {
 		return "", err
 	}
 	return lease, nil
+}
+
+// acquire takes the order's lease for a call: the state must not have
+// changed since it was read and no other call may hold an unexpired lease.
+func (h *Handler) acquire(ctx context.Context, o *ledger.PayScoreOrder, action ledger.PayScoreAction) (string, error) {
+	lease, err := h.takeLease(ctx, o.OutOrderNo, o.State)
+	if errors.Is(err, store.ErrConflict) {
+		var cur ledger.PayScoreOrder
+		if gerr := h.deps.Store.Get(ctx, ledger.PayScoreOrderKey(o.OutOrderNo), &cur); gerr == nil && cur.CheckTransition(action) != nil {
+			return "", apigw.Errorf(http.StatusConflict, CodeInvalidOrderState, "%s is not allowed: order %s is %s", action, o.OutOrderNo, cur.Describe())
+		}
+		return "", apigw.Errorf(http.StatusConflict, CodeOrderBusy, "another call on order %s is in flight; retry shortly", o.OutOrderNo)
+	}
+	return lease, err
 }
 
 // release gives the lease back after a failed call.

@@ -35,6 +35,7 @@ const (
 	CodeOrderBusy           = "ORDER_BUSY"               // 409: another call on the order is in flight
 	CodeOrderPending        = "ORDER_PENDING"            // 409: the create's outcome is not known yet
 	CodeOutOrderNoReused    = "OUT_ORDER_NO_REUSED"      // 409: same out_order_no, different request
+	CodeCreateRejected      = "CREATE_REJECTED"          // 409: the concurrent create this replay waited for was refused
 	CodeNoAuth              = "NO_AUTH"                  // 403: WeChat 商户暂无权限使用此服务
 	CodeAppIDNotBound       = "APPID_NOT_BOUND"          // 403: WeChat mch_id和AppID未绑定
 	CodeRiskRejected        = "RISK_REJECTED"            // 422: WeChat 综合评估不通过
