@@ -356,21 +356,29 @@ func couponFlow(ctx context.Context, r *runner) error {
 	}
 	r.note("ledger: coupon %s = %s at %s (use_request_no %s)", sent.CouponCode, used.State, used.UseTime, used.UseRequestNo)
 
-	r.begin("Redeem it again: refused from the ledger, WeChat Pay is not called")
-	var e errorBody
+	r.begin("The till repeats the request (its answer was lost): replayed; another order's redemption: refused from the ledger")
 	calls, err := r.wechatCalls(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := r.app(ctx, post, "/coupons/use", use, &e, http.StatusConflict); err != nil {
+	var again struct {
+		UseRequestNo string `json:"use_request_no"`
+	}
+	if _, err := r.app(ctx, post, "/coupons/use", use, &again); err != nil {
+		return err
+	}
+	other := map[string]any{"stock_id": st.StockID, "coupon_code": sent.CouponCode, "openid": openid, "out_trade_no": "CPDEMOB" + r.suffix}
+	var e errorBody
+	if _, err := r.app(ctx, post, "/coupons/use", other, &e, http.StatusConflict); err != nil {
 		return err
 	}
 	after, err := r.wechatCalls(ctx)
 	if err != nil {
 		return err
 	}
-	if e.Code != "COUPON_STATE" || after != calls {
-		return unexpected("the second redemption = %s with %d WeChat Pay calls, want COUPON_STATE with none", e.Code, after-calls)
+	if again.UseRequestNo != used.UseRequestNo || e.Code != "COUPON_STATE" || after != calls {
+		return unexpected("the repeated redemption answered use_request_no %s (want %s), the other one %s, with %d WeChat Pay calls (want COUPON_STATE and none)",
+			again.UseRequestNo, used.UseRequestNo, e.Code, after-calls)
 	}
 	if _, err := r.app(ctx, get, userCoupon, nil, &uc); err != nil {
 		return err
@@ -378,7 +386,8 @@ func couponFlow(ctx context.Context, r *runner) error {
 	if uc.CouponState != "USED" {
 		return unexpected("WeChat Pay's coupon state %q after redemption, want USED", uc.CouponState)
 	}
-	r.note("409 %s from the ledger, no WeChat Pay call; WeChat Pay: the coupon is %s", e.Code, uc.CouponState)
+	r.note("the same request: replayed (use_request_no %s); another order: 409 %s from the ledger; no WeChat Pay call; WeChat Pay: the coupon is %s",
+		again.UseRequestNo, e.Code, uc.CouponState)
 	return nil
 }
 

@@ -663,7 +663,8 @@ func TestCouponAdminOperationsMatchDocument(t *testing.T) {
 	link := map[string]any{"stock_id": stock, "coupon_code": code, "out_trade_no": "ORDER000001"}
 	w.call(t, http.MethodPost, "/coupons/associate", link, http.StatusOK)
 	w.call(t, http.MethodPost, "/coupons/disassociate", link, http.StatusOK)
-	w.call(t, http.MethodPost, "/coupons/disassociate", link, http.StatusConflict)
+	w.call(t, http.MethodPost, "/coupons/disassociate", link, http.StatusOK) // the same request again: replayed
+	w.call(t, http.MethodPost, "/coupons/disassociate", map[string]any{"stock_id": stock, "coupon_code": code, "out_trade_no": "ORDER000002"}, http.StatusConflict)
 
 	upload := w.call(t, http.MethodPost, "/coupons/stocks", stockBody("MERCHANT_UPLOAD", appID), http.StatusOK)["stock_id"].(string)
 	codes := "/coupons/stocks/" + upload + "/codes"
