@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/internal/wxpaysim"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app/payscore"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
 )
@@ -955,5 +957,90 @@ func TestPayScoreFAQErrors(t *testing.T) {
 	var o psOrder
 	if st, raw := w.do(t, http.MethodPost, "/payscore/orders", createBody("PSFAQ3", "oFAQ_1"), &o); st != http.StatusCreated || o.State != "DOING" {
 		t.Fatalf("retrying the risk-rejected request = %d %s, want 201 DOING", st, raw)
+	}
+}
+
+// outboxPublisher records published domain events, or fails every publish.
+type outboxPublisher struct {
+	fail bool
+	ids  map[string]int
+}
+
+func (p *outboxPublisher) Publish(_ context.Context, evs []domainevent.Event) error {
+	if p.fail {
+		return errors.New("EventBridge unavailable (test)")
+	}
+	for _, ev := range evs {
+		p.ids[ev.ID]++
+	}
+	return nil
+}
+
+// TestPayScoreSweepDrainsOutbox: domain events whose publish failed at
+// commit time wait in the outbox; the scheduled sweep publishes them (in
+// batches, oldest first) and removes them. While EventBridge fails, the
+// sweep still succeeds, reports the failure and leaves every event in
+// place for the next run.
+func TestPayScoreSweepDrainsOutbox(t *testing.T) {
+	w := newPayScoreWorld(t)
+	ctx := context.Background()
+	const n = 230 // more than two drain batches
+	now := time.Now()
+	for i := range n {
+		ev := domainevent.Event{ID: fmt.Sprintf("evt-%04d", i), DetailType: "TRANSACTION.SUCCESS",
+			Detail: json.RawMessage(`{"out_trade_no":"ORD` + fmt.Sprint(i) + `"}`), CreatedAt: ledger.WechatTime(now.Add(time.Duration(i) * time.Millisecond))}
+		if err := w.Deps.Store.Transact(ctx, domainevent.OutboxPut(ev, now)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := func() int {
+		t.Helper()
+		var evs []domainevent.Event
+		cursor := ""
+		total := 0
+		for {
+			next, err := w.Deps.Store.Query(ctx, store.Query{Index: true, PK: ledger.OutboxIndex, Cursor: cursor}, &evs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += len(evs)
+			if next == "" {
+				return total
+			}
+			cursor = next
+		}
+	}
+	sweep := func(pub *outboxPublisher) payscore.SweepResult {
+		t.Helper()
+		deps := w.Deps
+		deps.Events = pub
+		res, err := payscore.New(deps).Sweep(ctx)
+		if err != nil {
+			t.Fatalf("sweep: %v", err)
+		}
+		return *res
+	}
+
+	down := &outboxPublisher{fail: true}
+	if res := sweep(down); res.OutboxPublished != 0 || !strings.Contains(res.OutboxError, "EventBridge unavailable") {
+		t.Fatalf("sweep with EventBridge down = %+v, want 0 published and the error reported", res)
+	}
+	if got := pending(); got != n {
+		t.Fatalf("after a failed drain %d events wait in the outbox, want all %d", got, n)
+	}
+	up := &outboxPublisher{ids: map[string]int{}}
+	if res := sweep(up); res.OutboxPublished != n || res.OutboxError != "" {
+		t.Fatalf("sweep = %+v, want %d published", res, n)
+	}
+	if got := pending(); got != 0 {
+		t.Fatalf("%d events left in the outbox after the drain", got)
+	}
+	for i := range n {
+		if id := fmt.Sprintf("evt-%04d", i); up.ids[id] != 1 {
+			t.Fatalf("event %s published %d times, want once", id, up.ids[id])
+		}
+	}
+	if res := sweep(up); res.OutboxPublished != 0 {
+		t.Fatalf("a second drain published %d events, want none", res.OutboxPublished)
 	}
 }

@@ -582,8 +582,9 @@ func checkEnvironment(tpl *samtemplate.Template, _ []byte) []string {
 		coldstart.EnvLogLevel:         "LogLevel",
 	}
 	extra := map[string]map[string]string{
-		fnNotify:  {coldstart.EnvEventBusName: "EventBus"},
-		fnBilling: {coldstart.EnvBillsBucket: "BillsBucket"},
+		fnNotify:   {coldstart.EnvEventBusName: "EventBus"},
+		fnPayscore: {coldstart.EnvEventBusName: "EventBus"}, // the sweep drains the outbox
+		fnBilling:  {coldstart.EnvBillsBucket: "BillsBucket"},
 	}
 	for _, id := range []string{fnNotify, fnPayscore, fnCoupons, fnPayments, fnBilling} {
 		f, ok := tpl.Function(id)
@@ -758,7 +759,9 @@ func functionGrants(id string) (allowed, required map[string]bool) {
 		required["dynamodb:"+a+" on ${Table.Arn}/index/*"] = true
 	}
 	switch id {
-	case fnNotify:
+	case fnNotify, fnPayscore:
+		// notify publishes what it commits; the payscore sweep drains
+		// the outbox of events whose publish failed.
 		required["events:PutEvents on EventBus.Arn"] = true
 	case fnBilling:
 		required["s3:PutObject on ${BillsBucket.Arn}/*"] = true

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
 )
@@ -28,6 +29,45 @@ type SweepResult struct {
 	Failed int `json:"failed"`
 	// More is true when the run stopped at SweepLimit or the deadline.
 	More bool `json:"more"`
+	// OutboxPublished counts domain events whose publish had failed when
+	// they were committed (they wait in the outbox) and that this run
+	// published; OutboxError says why draining stopped early.
+	OutboxPublished int    `json:"outbox_published"`
+	OutboxError     string `json:"outbox_error,omitempty"`
+}
+
+// outboxBatch and outboxMaxBatches bound one run's outbox drain.
+const (
+	outboxBatch      = 100
+	outboxMaxBatches = 20
+)
+
+// drainOutbox publishes the domain events that wait in the outbox (any
+// function's: their publish right after the commit failed), in batches,
+// until it is empty, the run's deadline nears or the bound is reached. A
+// failure is reported in the result and the log, not as the run's error:
+// the events stay in the outbox for the next run and the sweep itself
+// worked.
+func (h *Handler) drainOutbox(ctx context.Context, res *SweepResult) {
+	if h.deps.Events == nil {
+		return
+	}
+	for range outboxMaxBatches {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < sweepDeadlineMargin {
+			return
+		}
+		n, err := domainevent.Drain(ctx, h.deps.Store, h.deps.Events, outboxBatch)
+		res.OutboxPublished += n
+		if err != nil {
+			res.OutboxError = err.Error()
+			h.log.ErrorContext(ctx, "payscore sweep: drain the domain-event outbox", "published", res.OutboxPublished, "error", err)
+			h.deps.Metrics.Count("OutboxDrainFailures", 1, map[string]string{"Function": "payscore"})
+			return
+		}
+		if n < outboxBatch {
+			return
+		}
+	}
 }
 
 // sweepDeadlineMargin stops a run early enough to record what it did.
@@ -100,8 +140,10 @@ func (h *Handler) Sweep(ctx context.Context) (*SweepResult, error) {
 		}
 		cursor = next
 	}
+	h.drainOutbox(ctx, res)
 	h.log.InfoContext(ctx, "payscore sweep", "cutoff", cutoff, "checked", res.Checked, "settled", res.Settled,
-		"already_settled", res.AlreadySettled, "still_paying", res.StillPaying, "failed", res.Failed, "more", res.More)
+		"already_settled", res.AlreadySettled, "still_paying", res.StillPaying, "failed", res.Failed, "more", res.More,
+		"outbox_published", res.OutboxPublished)
 	if res.Checked > 0 && res.Failed >= res.Checked {
 		return res, fmt.Errorf("%w: every one of %d WeChat Pay queries failed", ErrSweep, res.Checked)
 	}
