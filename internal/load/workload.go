@@ -259,9 +259,10 @@ type Level struct {
 	IOP50, IOP99             time.Duration // DynamoDB + WeChat Pay + waits
 	OverheadP50, OverheadP99 time.Duration // in-process, I/O excluded
 	OverheadMax              time.Duration
-	// OverheadNoCrypto is the overhead with the protocol's RSA work
-	// (request signature, answer verification, paySign) taken out at its
-	// calibrated cost: what the handlers' own code costs.
+	// OverheadNoCrypto is the overhead with the protocol's RSA work left on
+	// the critical path (the answers' verification; the signatures overlap
+	// I/O) taken out at its calibrated cost: what the handlers' own code
+	// costs.
 	OverheadNoCryptoP50, OverheadNoCryptoP99 time.Duration
 	DDBCallsPerRequest                       float64
 	ByOp                                     map[string]OpStats

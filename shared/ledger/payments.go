@@ -68,8 +68,10 @@ type PaymentOrder struct {
 	CodeURL     string `dynamodbav:"code_url,omitempty"`
 	H5URL       string `dynamodbav:"h5_url,omitempty"`
 	// PayParams are the signed parameters the client passes to
-	// wx.requestPayment (JSAPI, mini-program) or the APP SDK; kept so a
-	// replayed create answers byte for byte the same.
+	// wx.requestPayment (JSAPI, mini-program) or the APP SDK. Rows written
+	// now leave them empty: they are signed when an answer needs them
+	// (concurrently with the ledger write on create), with a fresh
+	// timestamp and nonce; older rows keep the stored ones.
 	PayParams map[string]string `dynamodbav:"pay_params,omitempty"`
 	// RequestJSON is the WeChat Pay prepay body, resent unchanged on a replay.
 	RequestJSON string `dynamodbav:"request_json,omitempty"`

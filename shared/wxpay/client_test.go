@@ -89,7 +89,9 @@ func newHarness(t *testing.T, mode wxpaysim.Mode, secret testkeys.SecretOptions)
 func (h *harness) client(cfg wxpay.Config) *wxpay.Client {
 	cfg.Credentials = h.creds
 	cfg.BaseURL = h.srv.URL
-	cfg.HTTPClient = h.srv.Client()
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = h.srv.Client()
+	}
 	if cfg.Sleep == nil {
 		cfg.Sleep = func(ctx context.Context, d time.Duration) error {
 			h.mu.Lock()
@@ -366,5 +368,81 @@ func TestDownloadStaysOnTheAPIHost(t *testing.T) {
 	c := h.client(wxpay.Config{})
 	if _, err := c.Download(context.Background(), "https://evil.example.com/v3/billdownload/file?token=x"); err == nil {
 		t.Fatal("a download URL on another host was fetched with a signed request")
+	}
+}
+
+// authRecorder captures the Authorization header of every request.
+type authRecorder struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	auth []wxsign.Authorization
+}
+
+func (r *authRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	a, err := wxsign.ParseAuthorization(req.Header.Get(wxsign.HeaderAuthorization))
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.auth = append(r.auth, a)
+	r.mu.Unlock()
+	return r.base.RoundTrip(req)
+}
+
+func (r *authRecorder) all() []wxsign.Authorization {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]wxsign.Authorization(nil), r.auth...)
+}
+
+// TestPreparedCallSignsAhead: Prepare signs the first attempt in the
+// background (the signature WeChat Pay accepts carries the time of Prepare);
+// a call sent later than presignMaxAge, and every retry, is signed afresh;
+// an encoding error surfaces at Send without a request.
+func TestPreparedCallSignsAhead(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, wxpaysim.ModePublicKey, testkeys.SecretOptions{PublicKey: true})
+	var mu sync.Mutex
+	clock := time.Now().Truncate(time.Second)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	rec := &authRecorder{base: h.srv.Client().Transport}
+	c := h.client(wxpay.Config{Now: now, HTTPClient: &http.Client{Transport: rec, Timeout: 10 * time.Second}})
+
+	prepared := now()
+	call := c.Prepare(ctx, prepay(h, "PRESIGN01", 100))
+	advance(10 * time.Second)
+	if resp, err := c.Send(ctx, call, nil); err != nil || resp.Attempts != 1 {
+		t.Fatalf("send of a prepared call = %+v, %v", resp, err)
+	}
+	if a := rec.all(); len(a) != 1 || a[0].Timestamp != prepared.Unix() {
+		t.Fatalf("prepared call sent with %+v, want the signature made at Prepare (timestamp %d)", a, prepared.Unix())
+	}
+
+	call = c.Prepare(ctx, prepay(h, "PRESIGN02", 100))
+	advance(31 * time.Second)
+	if _, err := c.Send(ctx, call, nil); err != nil {
+		t.Fatal(err)
+	}
+	if a := rec.all(); len(a) != 2 || a[1].Timestamp != now().Unix() {
+		t.Fatalf("a call sent 31 s after Prepare carried timestamp %d, want a fresh signature at %d", a[1].Timestamp, now().Unix())
+	}
+
+	h.sim.SetFault(wxpaysim.Fault{Kind: wxpaysim.KindError, Count: 1, Status: 500, Code: "SYSTEM_ERROR", PathPrefix: "/v3/pay/transactions/native"})
+	call = c.Prepare(ctx, prepay(h, "PRESIGN03", 100))
+	if resp, err := c.Send(ctx, call, nil); err != nil || resp.Attempts != 2 {
+		t.Fatalf("retried prepared call = %+v, %v; want success on attempt 2", resp, err)
+	}
+	a := rec.all()
+	if len(a) != 4 || a[2].Nonce == a[3].Nonce || a[2].Signature == a[3].Signature {
+		t.Fatalf("attempts of a retried call = %+v, want two with distinct nonces and signatures", a[2:])
+	}
+
+	bad := c.Prepare(ctx, wxpay.Request{Method: http.MethodPost, Path: "/v3/pay/transactions/native", Body: map[string]any{"x": func() {}}})
+	if _, err := c.Send(ctx, bad, nil); err == nil || !strings.Contains(err.Error(), "encode") {
+		t.Fatalf("send of an unencodable body = %v, want the encoding error", err)
+	}
+	if n := len(rec.all()); n != 4 {
+		t.Fatalf("%d requests after the unencodable one, want still 4", n)
 	}
 }

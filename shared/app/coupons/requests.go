@@ -69,6 +69,15 @@ type wxCall struct {
 	Body   json.RawMessage
 }
 
+// request is the client request of a stored call.
+func (c wxCall) request() wxpay.Request {
+	req := wxpay.Request{Method: c.Method, Path: c.Path, Query: c.Query}
+	if len(c.Body) > 0 {
+		req.Body = c.Body
+	}
+	return req
+}
+
 // op describes one request-numbered WeChat call.
 type op struct {
 	kind  string
@@ -165,6 +174,8 @@ func (h *Handler) run(ctx context.Context, o op, wxOut any, done func(no string,
 	if err != nil {
 		return nil, err
 	}
+	// The call's signature is computed while its record is written.
+	prepared := client.Prepare(ctx, call.request())
 	rec := ledger.CouponRequest{Kind: o.kind, RequestNo: no, Scope: o.scope, State: ledger.RequestPending, Method: call.Method,
 		Path: call.Path, Query: call.Query.Encode(), BodyJSON: string(call.Body), CreatedAt: stamp, UpdatedAt: stamp,
 		LeaseUntil: now.Add(requestLease).Unix()}
@@ -194,13 +205,10 @@ func (h *Handler) run(ctx context.Context, o op, wxOut any, done func(no string,
 		if stored.BodyJSON != "" {
 			call.Body = json.RawMessage(stored.BodyJSON)
 		}
+		prepared = client.Prepare(ctx, call.request()) // exactly what was stored
 	}
 
-	req := wxpay.Request{Method: call.Method, Path: call.Path, Query: call.Query}
-	if len(call.Body) > 0 {
-		req.Body = call.Body
-	}
-	if _, err := client.Do(ctx, req, wxOut); err != nil {
+	if _, err := client.Send(ctx, prepared, wxOut); err != nil {
 		return nil, h.callFailed(ctx, o, recKey, slot, no, err)
 	}
 	res, err := done(no, call)

@@ -2,8 +2,9 @@ package payments
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -207,13 +208,16 @@ type AppPayment struct {
 	Sign      string `json:"sign"`
 }
 
-// payParams signs the client parameters of a JSAPI/mini-program or APP order.
-func payParams(clientType, appID, mchID, prepayID string, key *rsa.PrivateKey, now time.Time) (map[string]string, error) {
-	nonce, err := wxsign.Nonce(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	ts := strconv.FormatInt(now.Unix(), 10)
+// payParams signs the client parameters of a JSAPI/mini-program or APP
+// order. The nonce is derived from the prepay_id (unique and unguessable
+// per order) and the timestamp is the caller's — the order's creation — so,
+// RSA PKCS #1 v1.5 being deterministic, the parameters of an order are the
+// same bytes however often they are signed: a replayed create or a read
+// answers byte for byte what the create answered, without storing them.
+func payParams(clientType, appID, mchID, prepayID string, key *rsa.PrivateKey, at time.Time) (map[string]string, error) {
+	sum := sha256.Sum256([]byte("wxpay-serverless paySign nonce\n" + mchID + "\n" + prepayID))
+	nonce := hex.EncodeToString(sum[:16]) // 32 characters of [0-9a-f]
+	ts := strconv.FormatInt(at.Unix(), 10)
 	switch clientType {
 	case "JSAPI", "MINIPROGRAM":
 		pkg := "prepay_id=" + prepayID
@@ -354,6 +358,9 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 	if in.Payer != nil {
 		row.PayerOpenID = in.Payer.OpenID
 	}
+	// The prepay's signature is computed while the order is recorded
+	// (wxpay.Client.Prepare).
+	call := wc.Prepare(ctx, wxpay.Request{Method: http.MethodPost, Path: path, Body: json.RawMessage(raw)})
 	var existing ledger.PaymentOrder
 	created, err := h.deps.Store.PutIdempotent(ctx, &store.Put{Key: ledger.OrderKey(in.OutTradeNo), Value: row}, sum, &existing)
 	switch {
@@ -365,14 +372,16 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 	case !created:
 		row = existing
 		if row.PrepayState != prepayPending {
-			return apigw.JSON(http.StatusOK, orderView(&row)), nil // replay of a finished create
+			return h.answerOrder(ctx, &row) // replay of a finished create
 		}
 		done, err := h.awaitPrepay(ctx, &row)
 		if err != nil || done != nil {
 			return done, err
 		}
+		// The stored request is sent, signed afresh.
+		call = wc.Prepare(ctx, wxpay.Request{Method: http.MethodPost, Path: path, Body: json.RawMessage(row.RequestJSON)})
 	}
-	return h.prepay(ctx, wc, creds, &row, path)
+	return h.prepay(ctx, wc, creds, &row, call)
 }
 
 // prepayLease is how long the request that creates an order owns the
@@ -407,7 +416,7 @@ func (h *Handler) awaitPrepay(ctx context.Context, row *ledger.PaymentOrder) (*a
 			return nil, err
 		}
 		if stored.PrepayState != prepayPending {
-			return apigw.JSON(http.StatusOK, orderView(&stored)), nil
+			return h.answerOrder(ctx, &stored)
 		}
 		if time.Now().After(deadline) {
 			return nil, &apigw.Error{Status: http.StatusConflict, Code: "IN_PROGRESS",
@@ -422,14 +431,14 @@ func (h *Handler) awaitPrepay(ctx context.Context, row *ledger.PaymentOrder) (*a
 }
 
 // prepay calls WeChat Pay for a stored PENDING order and completes the row.
-func (h *Handler) prepay(ctx context.Context, wc *wxpay.Client, creds *secrets.Credentials, row *ledger.PaymentOrder, path string) (*apigw.Response, error) {
+func (h *Handler) prepay(ctx context.Context, wc *wxpay.Client, creds *secrets.Credentials, row *ledger.PaymentOrder, call *wxpay.Call) (*apigw.Response, error) {
 	key := ledger.OrderKey(row.OutTradeNo)
 	var out struct {
 		PrepayID string `json:"prepay_id"`
 		CodeURL  string `json:"code_url"`
 		H5URL    string `json:"h5_url"`
 	}
-	_, err := wc.Do(ctx, wxpay.Request{Method: http.MethodPost, Path: path, Body: json.RawMessage(row.RequestJSON)}, &out)
+	_, err := wc.Send(ctx, call, &out)
 	if err != nil {
 		// This request is over: release its lease so the client's retry
 		// resends at once instead of waiting for it to expire.
@@ -449,15 +458,17 @@ func (h *Handler) prepay(ctx context.Context, wc *wxpay.Client, creds *secrets.C
 	now := h.now()
 	set := map[string]any{"prepay_state": prepayReady, "updated_at": ledger.WechatTime(now)}
 	row.PrepayState, row.PrepayID, row.CodeURL, row.H5URL = prepayReady, out.PrepayID, out.CodeURL, out.H5URL
+	// The client's requestPayment parameters are signed while the row is
+	// written; they are not stored: a replay or a read signs them again
+	// (answerOrder) and gets the same bytes (see payParams).
+	var signed chan signedParams
 	if out.PrepayID != "" {
 		set["prepay_id"] = out.PrepayID
-		params, err := payParams(row.ClientType, row.AppID, row.MchID, out.PrepayID, creds.MerchantPrivateKey, now)
-		if err != nil {
-			return nil, fmt.Errorf("payments: sign client parameters: %w", err)
-		}
-		if params != nil {
-			set["pay_params"], row.PayParams = params, params
-		}
+		signed = make(chan signedParams, 1)
+		go func() {
+			p, err := payParams(row.ClientType, row.AppID, row.MchID, out.PrepayID, creds.MerchantPrivateKey, createdAt(row, now))
+			signed <- signedParams{p, err}
+		}()
 	}
 	if out.CodeURL != "" {
 		set["code_url"] = out.CodeURL
@@ -472,12 +483,63 @@ func (h *Handler) prepay(ctx context.Context, wc *wxpay.Client, creds *secrets.C
 		if gerr := h.deps.Store.Get(ctx, key, &stored); gerr != nil {
 			return nil, gerr
 		}
-		return apigw.JSON(http.StatusOK, orderView(&stored)), nil
+		return h.answerOrder(ctx, &stored)
 	}
 	if err != nil {
 		return nil, err
 	}
+	if signed != nil {
+		r := <-signed
+		if r.err != nil {
+			return nil, fmt.Errorf("payments: sign client parameters: %w", r.err)
+		}
+		row.PayParams = r.params
+	}
 	return apigw.JSON(http.StatusOK, orderView(row)), nil
+}
+
+// createdAt is when the order was recorded (the timestamp of its client
+// parameters), or fallback for a row without a readable one.
+func createdAt(o *ledger.PaymentOrder, fallback time.Time) time.Time {
+	if t, err := time.Parse(time.RFC3339, o.CreatedAt); err == nil {
+		return t
+	}
+	return fallback
+}
+
+// signedParams is the outcome of payParams computed in the background.
+type signedParams struct {
+	params map[string]string
+	err    error
+}
+
+// answerOrder answers 200 with an order, signing the client's
+// requestPayment / APP parameters of an unpaid JSAPI, mini-program or APP
+// order when the row does not hold them.
+func (h *Handler) answerOrder(ctx context.Context, o *ledger.PaymentOrder) (*apigw.Response, error) {
+	if err := h.signPayParams(ctx, o); err != nil {
+		return nil, err
+	}
+	return apigw.JSON(http.StatusOK, orderView(o)), nil
+}
+
+// signPayParams fills o.PayParams for an unpaid order with a prepay_id
+// whose parameters are not stored. Rows written before the parameters were
+// signed on answer keep their stored ones.
+func (h *Handler) signPayParams(ctx context.Context, o *ledger.PaymentOrder) error {
+	if o.Status != ledger.TradeNotPay || o.PrepayID == "" || len(o.PayParams) > 0 {
+		return nil
+	}
+	creds, err := h.merchant(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := payParams(o.ClientType, o.AppID, o.MchID, o.PrepayID, creds.MerchantPrivateKey, createdAt(o, h.now()))
+	if err != nil {
+		return fmt.Errorf("payments: sign client parameters: %w", err)
+	}
+	o.PayParams = p
+	return nil
 }
 
 // loadOrder reads an order row; a missing one is a 404.
@@ -522,6 +584,9 @@ func (h *Handler) getOrder(ctx context.Context, req *apigw.Request) (*apigw.Resp
 				return nil, err
 			}
 		}
+	}
+	if err := h.signPayParams(ctx, o); err != nil {
+		return nil, err
 	}
 	v := orderView(o)
 	v.Live = lv

@@ -125,3 +125,26 @@ func TestNormalizeOrder(t *testing.T) {
 		t.Errorf("digest does not cover the amount")
 	}
 }
+
+// TestPayParamsDeterministic: the client parameters of an order are the
+// same bytes every time they are signed (nonce from the prepay_id, the
+// caller's timestamp), and differ between orders.
+func TestPayParamsDeterministic(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1795399200, 0)
+	a, err := payParams("JSAPI", "wxd678efh567hg6787", "1900000109", "wx201410272009395522657a690389285100", key, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := payParams("JSAPI", "wxd678efh567hg6787", "1900000109", "wx201410272009395522657a690389285100", key, at)
+	c, _ := payParams("JSAPI", "wxd678efh567hg6787", "1900000109", "wx201410272009395522657a690389285101", key, at)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("the same order signed twice: %v vs %v", a, b)
+	}
+	if a["nonceStr"] == c["nonceStr"] || a["paySign"] == c["paySign"] || len(a["nonceStr"]) != 32 {
+		t.Fatalf("two orders share nonce %q / signature, or the nonce is not 32 characters", a["nonceStr"])
+	}
+}

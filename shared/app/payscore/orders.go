@@ -98,6 +98,12 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 	if err != nil {
 		return nil, err
 	}
+	body := &wxCreate{OutOrderNo: in.OutOrderNo, AppID: svc.AppID, ServiceID: svc.ID, ServiceIntroduction: in.ServiceIntroduction,
+		PostPayments: in.PostPayments, PostDiscounts: in.PostDiscounts, TimeRange: in.TimeRange, Location: in.Location,
+		RiskFund: in.RiskFund, Attach: in.Attach, NotifyURL: notifyURL, OpenID: in.OpenID, NeedUserConfirm: false, Device: in.Device}
+	// The create's signature is computed while the ledger is read and
+	// written below (wxpay.Client.Prepare).
+	call := h.deps.WeChat.Prepare(ctx, wxpay.Request{Method: http.MethodPost, Path: wechatCreatePath, Body: body})
 	key := ledger.PayScoreOrderKey(in.OutOrderNo)
 	// A replay of a recorded request needs no authorization check.
 	var prior ledger.PayScoreOrder
@@ -109,9 +115,6 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 	case err != nil:
 		return nil, err
 	}
-	body := &wxCreate{OutOrderNo: in.OutOrderNo, AppID: svc.AppID, ServiceID: svc.ID, ServiceIntroduction: in.ServiceIntroduction,
-		PostPayments: in.PostPayments, PostDiscounts: in.PostDiscounts, TimeRange: in.TimeRange, Location: in.Location,
-		RiskFund: in.RiskFund, Attach: in.Attach, NotifyURL: notifyURL, OpenID: in.OpenID, NeedUserConfirm: false, Device: in.Device}
 	stamp := ledger.WechatTime(h.now())
 	row := ledger.PayScoreOrder{OutOrderNo: in.OutOrderNo, ServiceID: svc.ID, AppID: svc.AppID, OpenID: in.OpenID,
 		State: ledger.PayScoreCreating, ServiceIntroduction: in.ServiceIntroduction, PostPayments: in.PostPayments,
@@ -135,9 +138,9 @@ func (h *Handler) createOrder(ctx context.Context, req *apigw.Request) (*apigw.R
 	case err != nil:
 		return nil, err
 	case created:
-		return h.sendCreate(ctx, svc, body, lease)
+		return h.sendCreate(ctx, svc, call, body.OutOrderNo, lease)
 	}
-	return h.replayCreate(ctx, svc, body, existing)
+	return h.replayCreate(ctx, svc, call, body.OutOrderNo, existing)
 }
 
 // createWait bounds how long a replay waits for a concurrent create of the
@@ -153,8 +156,8 @@ const createPoll = 40 * time.Millisecond
 // time: the one that takes the lease queries first (CREATING) and creates
 // only when WeChat has no such order; the others wait for its answer and
 // replay it.
-func (h *Handler) replayCreate(ctx context.Context, svc service, body *wxCreate, cur ledger.PayScoreOrder) (*apigw.Response, error) {
-	key := ledger.PayScoreOrderKey(body.OutOrderNo)
+func (h *Handler) replayCreate(ctx context.Context, svc service, call *wxpay.Call, no string, cur ledger.PayScoreOrder) (*apigw.Response, error) {
+	key := ledger.PayScoreOrderKey(no)
 	deadline := time.Now().Add(createWait)
 	waited := false
 	for {
@@ -167,19 +170,19 @@ func (h *Handler) replayCreate(ctx context.Context, svc service, body *wxCreate,
 			// The concurrent create this request waited for was refused:
 			// its answer is this request's answer too.
 			return nil, apigw.Errorf(http.StatusConflict, CodeCreateRejected,
-				"WeChat Pay refused the create of %s (%s); fix the cause and repeat the request", body.OutOrderNo, cur.LastError)
+				"WeChat Pay refused the create of %s (%s); fix the cause and repeat the request", no, cur.LastError)
 		}
-		lease, err := h.takeLease(ctx, body.OutOrderNo, cur.State)
+		lease, err := h.takeLease(ctx, no, cur.State)
 		switch {
 		case err == nil && cur.State == ledger.PayScoreRejected:
 			// WeChat created nothing, so creating again is safe.
-			return h.sendCreate(ctx, svc, body, lease)
+			return h.sendCreate(ctx, svc, call, no, lease)
 		case err == nil:
-			return h.resumeCreate(ctx, svc, body, lease)
+			return h.resumeCreate(ctx, svc, call, no, lease)
 		case !errors.Is(err, store.ErrConflict):
 			return nil, err
 		case time.Now().After(deadline):
-			return nil, tryAgain("another create of %s is still in flight; retry the same request shortly", body.OutOrderNo)
+			return nil, tryAgain("another create of %s is still in flight; retry the same request shortly", no)
 		}
 		waited = true
 		select {
@@ -195,14 +198,14 @@ func (h *Handler) replayCreate(ctx context.Context, svc service, body *wxCreate,
 
 // resumeCreate settles a create whose earlier outcome is unknown: query
 // first, create only when WeChat has no such order. The caller holds lease.
-func (h *Handler) resumeCreate(ctx context.Context, svc service, body *wxCreate, lease string) (*apigw.Response, error) {
-	remote, qerr := h.queryOrder(ctx, svc, body.OutOrderNo)
+func (h *Handler) resumeCreate(ctx context.Context, svc service, call *wxpay.Call, no string, lease string) (*apigw.Response, error) {
+	remote, qerr := h.queryOrder(ctx, svc, no)
 	if wxpay.IsNotFound(qerr) {
-		return h.sendCreate(ctx, svc, body, lease)
+		return h.sendCreate(ctx, svc, call, no, lease)
 	}
-	defer h.release(ctx, ledger.PayScoreOrderKey(body.OutOrderNo), lease)
+	defer h.release(ctx, ledger.PayScoreOrderKey(no), lease)
 	if qerr != nil {
-		return nil, tryAgain("the outcome of an earlier create of %s is unknown and WeChat Pay could not be queried; retry the same request", body.OutOrderNo)
+		return nil, tryAgain("the outcome of an earlier create of %s is unknown and WeChat Pay could not be queried; retry the same request", no)
 	}
 	o, err := h.applyRemote(ctx, svc, remote)
 	if err != nil {
@@ -215,11 +218,11 @@ func (h *Handler) resumeCreate(ctx context.Context, svc service, body *wxCreate,
 
 // sendCreate calls WeChat's create and records the outcome; the caller
 // holds lease, which is given back when the outcome is recorded.
-func (h *Handler) sendCreate(ctx context.Context, svc service, body *wxCreate, lease string) (*apigw.Response, error) {
-	key := ledger.PayScoreOrderKey(body.OutOrderNo)
+func (h *Handler) sendCreate(ctx context.Context, svc service, call *wxpay.Call, no string, lease string) (*apigw.Response, error) {
+	key := ledger.PayScoreOrderKey(no)
 	defer h.release(ctx, key, lease)
 	var out wxOrder
-	_, err := h.deps.WeChat.Do(ctx, wxpay.Request{Method: http.MethodPost, Path: wechatCreatePath, Body: body}, &out)
+	_, err := h.deps.WeChat.Send(ctx, call, &out)
 	if err != nil {
 		if definitive(err) {
 			h.markRejected(ctx, key, err)
@@ -227,8 +230,8 @@ func (h *Handler) sendCreate(ctx context.Context, svc service, body *wxCreate, l
 		}
 		// Unknown outcome (timeout, 5xx, unverifiable answer): query
 		// before anything is retried.
-		h.log.WarnContext(ctx, "payscore create outcome unknown; querying", "out_order_no", body.OutOrderNo, "error", err)
-		remote, qerr := h.queryOrder(ctx, svc, body.OutOrderNo)
+		h.log.WarnContext(ctx, "payscore create outcome unknown; querying", "out_order_no", no, "error", err)
+		remote, qerr := h.queryOrder(ctx, svc, no)
 		switch {
 		case qerr == nil:
 			o, err := h.applyRemote(ctx, svc, remote)
@@ -237,12 +240,12 @@ func (h *Handler) sendCreate(ctx context.Context, svc service, body *wxCreate, l
 			}
 			return apigw.JSON(http.StatusCreated, view(o)), nil
 		case wxpay.IsNotFound(qerr):
-			return nil, tryAgain("WeChat Pay did not answer the create of %s and has no such order: retry the same request", body.OutOrderNo)
+			return nil, tryAgain("WeChat Pay did not answer the create of %s and has no such order: retry the same request", no)
 		}
-		return nil, tryAgain("WeChat Pay did not answer the create of %s and could not be queried: retry the same request (it queries first)", body.OutOrderNo)
+		return nil, tryAgain("WeChat Pay did not answer the create of %s and could not be queried: retry the same request (it queries first)", no)
 	}
 	if out.OutOrderNo == "" {
-		out.OutOrderNo = body.OutOrderNo
+		out.OutOrderNo = no
 	}
 	o, err := h.applyRemote(ctx, svc, &out)
 	if err != nil {
@@ -252,7 +255,7 @@ func (h *Handler) sendCreate(ctx context.Context, svc service, body *wxCreate, l
 		// The guide: state != DOING means the no-confirm create failed
 		// (the service answered like a need-confirm one).
 		return nil, apigw.Errorf(http.StatusBadGateway, CodeUpstream,
-			"WeChat Pay created %s in state %s, not DOING: the service_id is not in no-confirm mode", body.OutOrderNo, o.State)
+			"WeChat Pay created %s in state %s, not DOING: the service_id is not in no-confirm mode", no, o.State)
 	}
 	return apigw.JSON(http.StatusCreated, view(o)), nil
 }
@@ -350,13 +353,15 @@ func (h *Handler) mutate(ctx context.Context, no string, m mutation) (*apigw.Res
 	if err != nil {
 		return nil, err
 	}
+	// The call's signature is computed while the lease is taken.
+	path := wechatServiceOrderPrefix + url.PathEscape(no) + "/" + string(m.action)
+	call := h.deps.WeChat.Prepare(ctx, wxpay.Request{Method: http.MethodPost, Path: path, Body: m.body})
 	lease, err := h.acquire(ctx, &o, m.action)
 	if err != nil {
 		return nil, err
 	}
 	var raw json.RawMessage
-	path := wechatServiceOrderPrefix + url.PathEscape(no) + "/" + string(m.action)
-	_, err = h.deps.WeChat.Do(ctx, wxpay.Request{Method: http.MethodPost, Path: path, Body: m.body}, &raw)
+	_, err = h.deps.WeChat.Send(ctx, call, &raw)
 	if err == nil {
 		now := h.now()
 		set, index := m.success(raw, now)
