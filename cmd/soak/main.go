@@ -24,6 +24,8 @@ func main() {
 	throttle := flag.Float64("throttle", 0.03, "DynamoDB calls throttled")
 	lost := flag.Float64("lost", 0.03, "DynamoDB answers lost after applying")
 	crash := flag.Float64("crash", 0.03, "handler invocations cancelled mid-request")
+	followers := flag.Int("followups", 2, "workers querying payments live (?live=true) during the storm")
+	queryFault := flag.Int("query-fault-every", 3, "one in this many WeChat Pay order queries answers 500 (0: none)")
 	seed := flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
 	flag.Parse()
 
@@ -40,7 +42,7 @@ func main() {
 	}
 	rep, err := soak.Run(ctx, soak.Config{DynamoDBEndpoint: endpoint, Table: fmt.Sprintf("soak_%d", time.Now().UnixNano()),
 		Deliveries: *n, DuplicateRate: *dup, OutOfOrderRate: *ooo, Workers: *workers, ThrottleRate: *throttle,
-		LostRate: *lost, CrashRate: *crash, Seed: *seed, Progress: os.Stderr})
+		LostRate: *lost, CrashRate: *crash, FollowUpWorkers: *followers, QueryFaultEvery: *queryFault, Seed: *seed, Progress: os.Stderr})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(1)

@@ -27,6 +27,7 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/internal/wxpaysim"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app/payments"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/wxpay"
@@ -492,6 +493,26 @@ func TestPaymentsLiveQueryAppliesPaymentOnce(t *testing.T) {
 	}
 	if got := notificationOutcomes(w, res.NotificationID); len(got) != 1 || got[0] != "superseded" {
 		t.Errorf("late notification outcomes %v, want [superseded]", got)
+	}
+	// The payment was applied once, by the query: one application on the
+	// row and one domain event (the stack has no EventBridge, so it waits
+	// in the outbox), none from the superseded notification.
+	var row map[string]any
+	if err := w.Store.Get(ctx, ledger.OrderKey("PAYLIVE01"), &row); err != nil || row[ledger.AppliedAttr(ledger.EventPaymentSuccess)] != float64(1) {
+		t.Errorf("order row applied counter = %v (%v), want 1", row[ledger.AppliedAttr(ledger.EventPaymentSuccess)], err)
+	}
+	var pending []domainevent.Event
+	if _, err := w.Store.Query(ctx, store.Query{Index: true, PK: ledger.OutboxIndex, Limit: 100}, &pending); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ev := range pending {
+		if ev.DetailType == ledger.EventPaymentSuccess && strings.Contains(string(ev.Detail), `"out_trade_no":"PAYLIVE01"`) {
+			ids = append(ids, ev.ID)
+		}
+	}
+	if len(ids) != 1 || ids[0] != "query:"+res.TransactionID {
+		t.Errorf("domain events of PAYLIVE01's payment: %v, want exactly [query:%s]", ids, res.TransactionID)
 	}
 	if st, e := w.payCall(t, http.MethodGet, "/payments/orders/PAYLIVE01?live=maybe", nil, nil); st != http.StatusBadRequest {
 		t.Errorf("live=maybe: %d %+v, want 400", st, e)

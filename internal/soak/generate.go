@@ -13,11 +13,20 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
 )
 
+// recordPayment records a storm payment at the simulated WeChat Pay (so a
+// follow-up query finds it) and returns its transaction id and success
+// time.
+type recordPayment func(ctx context.Context, outTradeNo string, total int64, promo map[string]any) (txnID, successTime string, err error)
+
 // generate seeds the ledger with what the product functions would have
 // written before the notifications (most, not all: some notifications
-// arrive before their entity is known) and returns the notifications and the
-// final state each entity must reach.
-func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *rand.Rand, n int) ([]*note, []truth, error) {
+// arrive before their entity is known) and returns the notifications, the
+// final state each entity must reach and the payments the ledger knows
+// before their notification. With record, those payments also exist at the
+// simulator, with the transaction id and success time their notification
+// carries.
+func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *rand.Rand, n int, record recordPayment) ([]*note, []truth, []string, error) {
+	var known []string
 	var notes []*note
 	var truths []truth
 	base := time.Date(2026, 11, 22, 9, 0, 0, 0, ledger.Shanghai)
@@ -49,17 +58,29 @@ func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *ra
 				promos = append(promos, map[string]any{"coupon_id": "C" + no, "type": typ, "amount": coupon, "stock_id": "931386",
 					"wechatpay_contribute": 0, "merchant_contribute": coupon, "other_contribute": 0, "currency": "CNY"})
 			}
+			txn, success := "42"+no, at(i)
 			if rng.IntN(20) != 0 { // 5%: the payment is unknown when its notification arrives
 				if err := st.Put(ctx, &store.Put{Key: ledger.OrderKey(no), Value: ledger.Order{OutTradeNo: no, Status: ledger.TradeNotPay, Total: total, Source: "api"}}); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
+				if record != nil {
+					var promo map[string]any
+					if len(promos) > 0 {
+						promo = promos[0].(map[string]any)
+					}
+					var err error
+					if txn, success, err = record(ctx, no, total, promo); err != nil {
+						return nil, nil, nil, err
+					}
+				}
+				known = append(known, no)
 			}
 			if err := add(notify.EventTransactionSuccess, "payments", "transaction", no, map[string]any{
-				"appid": m.AppID, "mchid": m.MchID, "out_trade_no": no, "transaction_id": "42" + no, "trade_type": "JSAPI",
-				"trade_state": "SUCCESS", "bank_type": "OTHERS", "success_time": at(i), "payer": map[string]any{"openid": "o" + no},
+				"appid": m.AppID, "mchid": m.MchID, "out_trade_no": no, "transaction_id": txn, "trade_type": "JSAPI",
+				"trade_state": "SUCCESS", "bank_type": "OTHERS", "success_time": success, "payer": map[string]any{"openid": "o" + no},
 				"amount":           map[string]any{"total": total, "payer_total": total - coupon, "currency": "CNY", "payer_currency": "CNY"},
 				"promotion_detail": promos}); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			truths = append(truths, truth{key: ledger.OrderKey(no), attr: "status", state: "SUCCESS", total: total,
 				payerTotal: total - coupon, settlement: total - nocash, eventType: notify.EventTransactionSuccess, entity: no})
@@ -74,7 +95,7 @@ func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *ra
 			}
 			if rng.IntN(10) != 0 {
 				if err := st.Put(ctx, &store.Put{Key: ledger.RefundKey(no), Value: map[string]any{"out_refund_no": no, "status": "PROCESSING"}}); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 			}
 			payload := map[string]any{"mchid": m.MchID, "out_trade_no": "P" + no, "transaction_id": "42" + no, "out_refund_no": no,
@@ -84,7 +105,7 @@ func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *ra
 				payload["success_time"] = at(i)
 			}
 			if err := add(ev, "refunds", "refund", no, payload); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			truths = append(truths, truth{key: ledger.RefundKey(no), attr: "status", state: status, eventType: ev, entity: no})
 		case r < 70: // a user authorizes Pay Score, and half of them revoke later
@@ -92,14 +113,14 @@ func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *ra
 			open := map[string]any{"appid": m.AppID, "mchid": m.MchID, "service_id": m.ServiceID, "openid": openid,
 				"user_service_status": "USER_OPEN_SERVICE", "openorclose_time": at(i)}
 			if err := add(notify.EventPayScoreOpen, "payscore", "payscore", openid, open); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			final := "AVAILABLE"
 			if rng.IntN(2) == 0 {
 				closed := map[string]any{"appid": m.AppID, "mchid": m.MchID, "service_id": m.ServiceID, "openid": openid,
 					"user_service_status": "USER_CLOSE_SERVICE", "openorclose_time": at(i + 3600)}
 				if err := add(notify.EventPayScoreClose, "payscore", "payscore", openid, closed); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 				final = "UNAVAILABLE"
 				truths = append(truths, truth{key: ledger.AuthorizationKey(m.ServiceID, openid), attr: "state", state: final,
@@ -111,14 +132,14 @@ func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *ra
 		case r < 85: // a Pay Score deduction
 			no := fmt.Sprintf("S%08d", i)
 			if err := st.Put(ctx, &store.Put{Key: ledger.PayScoreOrderKey(no), Value: map[string]any{"out_order_no": no, "state": "DOING", "state_description": "MCH_COMPLETE"}}); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			amount := int64(100 + rng.IntN(5000))
 			if err := add(notify.EventPayScorePaid, "payscore", "payscore", no, map[string]any{"appid": m.AppID, "mchid": m.MchID,
 				"service_id": m.ServiceID, "out_order_no": no, "order_id": "1000" + no, "openid": "o" + no, "state": "DONE", "total_amount": amount,
 				"collection": map[string]any{"state": "USER_PAID", "total_amount": amount, "paying_amount": 0, "paid_amount": amount,
 					"details": []any{map[string]any{"seq": 1, "amount": amount, "paid_type": "NEWTON", "paid_time": at(i), "transaction_id": "42" + no}}}}); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			truths = append(truths, truth{key: ledger.PayScoreOrderKey(no), attr: "state", state: "DONE", eventType: notify.EventPayScorePaid, entity: no})
 		default: // a coupon sent to a user
@@ -126,12 +147,12 @@ func generate(ctx context.Context, st store.Store, m *testkeys.Merchant, rng *ra
 			if err := add(notify.EventCouponSend, "coupons", "coupon", code, map[string]any{"event_type": "EVENT_TYPE_BUSICOUPON_SEND",
 				"coupon_code": code, "stock_id": "1212", "send_time": at(i), "openid": "o" + code, "send_channel": "BUSICOUPON_SEND_CHANNEL_API",
 				"send_merchant": m.MchID}); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			truths = append(truths, truth{key: ledger.CouponKey("1212", code), attr: "state", state: "SENDED", eventType: notify.EventCouponSend, entity: code})
 		}
 	}
-	return notes, truths, nil
+	return notes, truths, known, nil
 }
 
 // check compares the ledger with the truth and counts domain events: each

@@ -28,7 +28,9 @@ import (
 	"github.com/wxpay-serverless/wxpay-serverless/internal/frontdoor"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/stack"
 	"github.com/wxpay-serverless/wxpay-serverless/internal/testkeys"
+	"github.com/wxpay-serverless/wxpay-serverless/internal/wxpaysim"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/app/notify"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/app/payments"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ddbstore"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
@@ -48,8 +50,15 @@ type Config struct {
 	LostRate         float64 // DynamoDB calls whose answer is lost after applying
 	CrashRate        float64 // handler invocations cancelled mid-request
 	TimeScale        float64 // WeChat retry schedule multiplier
-	Seed             uint64
-	Progress         io.Writer // optional progress lines
+	// FollowUpWorkers query payments live (GET /payments/orders/{no}
+	// ?live=true through the payments function, which applies a payment the
+	// ledger has not seen: the same change as its notification) while the
+	// storm runs; QueryFaultEvery makes one in that many of WeChat Pay's
+	// order queries answer 500 SYSTEM_ERROR (0: none).
+	FollowUpWorkers int
+	QueryFaultEvery int
+	Seed            uint64
+	Progress        io.Writer // optional progress lines
 }
 
 // Report is what a storm measured.
@@ -58,10 +67,17 @@ type Report struct {
 	Attempts                                   int64
 	Answers                                    map[int]int64 // HTTP status -> count over all attempts
 	Throttled, LostAnswers, Crashes            int64
-	Acked, Unacked                             int
-	Lost, DoubleApplied                        int
-	Problems                                   []string
-	Elapsed                                    time.Duration
+	// Follow-up queries: how many were sent, their answers, how many
+	// recorded the payment (before its notification), and how many of
+	// WeChat Pay's order queries answered an injected 5xx.
+	FollowUps           int64
+	FollowUpAnswers     map[int]int64
+	FollowUpsApplied    int64
+	QueryFaults         int
+	Acked, Unacked      int
+	Lost, DoubleApplied int
+	Problems            []string
+	Elapsed             time.Duration
 }
 
 // String prints the figures.
@@ -71,10 +87,17 @@ func (r *Report) String() string {
 		statuses = append(statuses, fmt.Sprintf("%d:%d", code, n))
 	}
 	sort.Strings(statuses)
+	var follow []string
+	for code, n := range r.FollowUpAnswers {
+		follow = append(follow, fmt.Sprintf("%d:%d", code, n))
+	}
+	sort.Strings(follow)
 	return fmt.Sprintf("deliveries=%d unique=%d duplicates=%d out_of_order=%d attempts=%d answers={%s} "+
-		"injected: ddb_throttled=%d ddb_lost_answers=%d handler_crashes=%d | acked=%d unacked=%d lost=%d double=%d elapsed=%s rate=%.0f/s",
+		"follow_up_queries=%d answers={%s} applied_by_query=%d "+
+		"injected: ddb_throttled=%d ddb_lost_answers=%d handler_crashes=%d wechat_query_5xx=%d | acked=%d unacked=%d lost=%d double=%d elapsed=%s rate=%.0f/s",
 		r.Deliveries, r.Unique, r.Duplicates, r.OutOfOrder, r.Attempts, strings.Join(statuses, " "),
-		r.Throttled, r.LostAnswers, r.Crashes, r.Acked, r.Unacked, r.Lost, r.DoubleApplied, r.Elapsed.Round(time.Millisecond),
+		r.FollowUps, strings.Join(follow, " "), r.FollowUpsApplied,
+		r.Throttled, r.LostAnswers, r.Crashes, r.QueryFaults, r.Acked, r.Unacked, r.Lost, r.DoubleApplied, r.Elapsed.Round(time.Millisecond),
 		float64(r.Deliveries)/r.Elapsed.Seconds())
 }
 
@@ -170,11 +193,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	clean := ddbstore.New(ddblocal.Client(cfg.DynamoDBEndpoint), cfg.Table)
 
 	unique := int(float64(cfg.Deliveries) * (1 - cfg.DuplicateRate))
-	notes, truths, err := generate(ctx, clean, s.Merchant, rng, unique)
+	var record recordPayment
+	if cfg.FollowUpWorkers > 0 {
+		record = simRecorder(s)
+	}
+	notes, truths, known, err := generate(ctx, clean, s.Merchant, rng, unique, record)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Answers: map[int]int64{}, Unique: len(notes)}
+	rep := &Report{Answers: map[int]int64{}, FollowUpAnswers: map[int]int64{}, Unique: len(notes)}
 
 	// The stream: every note once, plus duplicates (half exact resends,
 	// half the same business event under a new notification id).
@@ -288,7 +315,48 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}()
 	}
+	followDone := make(chan struct{})
+	var followers sync.WaitGroup
+	const queryPath = "/v3/pay/transactions/out-trade-no/"
+	if cfg.FollowUpWorkers > 0 && len(known) > 0 {
+		if cfg.QueryFaultEvery > 0 {
+			s.Sim.SetFault(wxpaysim.Fault{MchID: s.Merchant.MchID, PathPrefix: queryPath, Kind: wxpaysim.KindError,
+				Status: http.StatusInternalServerError, Code: "SYSTEM_ERROR", Every: cfg.QueryFaultEvery})
+		}
+		pay := payments.New(s.Deps)
+		psrv := httptest.NewServer(frontdoor.New(frontdoor.Target{Function: "payments", Routes: pay.Routes(), Handle: pay.Handle}))
+		defer psrv.Close()
+		for w := range cfg.FollowUpWorkers {
+			followers.Add(1)
+			go func() {
+				defer followers.Done()
+				frng := rand.New(rand.NewPCG(cfg.Seed, uint64(100+w)))
+				for {
+					select {
+					case <-followDone:
+						return
+					default:
+					}
+					status, applied := followUp(ctx, psrv.Client(), psrv.URL, known[frng.IntN(len(known))])
+					mu.Lock()
+					rep.FollowUps++
+					rep.FollowUpAnswers[status]++
+					if applied {
+						rep.FollowUpsApplied++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	}
 	pending.Wait()
+	close(followDone)
+	followers.Wait()
+	for _, r := range s.Sim.Requests() {
+		if strings.HasPrefix(r.Path, queryPath) && len(r.Faults) > 0 {
+			rep.QueryFaults++
+		}
+	}
 	close(done)
 	close(progressDone)
 	rep.Elapsed = time.Since(start)
@@ -303,6 +371,44 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// simRecorder records storm payments at the stack's simulator.
+func simRecorder(s *stack.Stack) recordPayment {
+	return func(ctx context.Context, no string, total int64, promo map[string]any) (string, string, error) {
+		t := wxpaysim.PaidTransaction{MchID: s.Merchant.MchID, OutTradeNo: no, TradeType: "JSAPI", OpenID: "o" + no, Total: total}
+		if promo != nil {
+			amount, _ := promo["amount"].(int64)
+			t.Promotions = []wxpaysim.Promotion{{CouponID: promo["coupon_id"].(string), Type: promo["type"].(string), Amount: amount,
+				StockID: promo["stock_id"].(string), MerchantContribute: amount}}
+		}
+		res, err := s.Sim.RecordPaidTransaction(ctx, t)
+		if err != nil {
+			return "", "", fmt.Errorf("soak: record %s at the simulator: %w", no, err)
+		}
+		return res.TransactionID, ledger.WechatTime(s.Sim.Now()), nil
+	}
+}
+
+// followUp asks the payments function for an order with ?live=true and
+// returns the answer's status and whether the query recorded the payment.
+func followUp(ctx context.Context, c *http.Client, base, no string) (int, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/payments/orders/"+no+"?live=true", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Live *struct {
+			Applied bool `json:"applied"`
+		} `json:"live"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return resp.StatusCode, v.Live != nil && v.Live.Applied
 }
 
 func deliver(ctx context.Context, c *http.Client, base string, s *stack.Stack, d *delivery) int {

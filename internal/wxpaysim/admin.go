@@ -94,7 +94,7 @@ func (s *Sim) adminRoutes() []adminRoute {
 		{http.MethodPost, "/sim/merchants", "add a merchant {mchid,cert_serial,public_key_pem,apiv3_key,appids,service_ids,mode,notify_url}", s.adminAddMerchant},
 		{http.MethodPatch, "/sim/merchants/{mchid}", "change a merchant {mode?,notify_url?}", s.adminPatchMerchant},
 		{http.MethodGet, "/sim/faults", "faults still set", s.adminFaults},
-		{http.MethodPost, "/sim/faults", "set a fault {mchid,path_prefix,kind,count,status,code,delay_ms}", s.adminSetFault},
+		{http.MethodPost, "/sim/faults", "set a fault {mchid,path_prefix,kind,count,every,status,code,delay_ms}", s.adminSetFault},
 		{http.MethodDelete, "/sim/faults", "clear every fault", s.adminClearFaults},
 		{http.MethodGet, "/sim/requests", "every /v3/ request (?mchid= filters)", s.adminRequests},
 		{http.MethodGet, "/sim/notifications", "every notification delivery attempt (?mchid=, ?id= filter)", s.adminDeliveries},
@@ -274,6 +274,7 @@ type faultSpec struct {
 	PathPrefix string    `json:"path_prefix,omitempty"`
 	Kind       FaultKind `json:"kind"`
 	Count      int       `json:"count"`
+	Every      int       `json:"every,omitempty"`
 	Status     int       `json:"status,omitempty"`
 	Code       string    `json:"code,omitempty"`
 	DelayMS    int64     `json:"delay_ms,omitempty"`
@@ -282,7 +283,7 @@ type faultSpec struct {
 func (s *Sim) writeFaults(w http.ResponseWriter, status int) {
 	out := []faultSpec{}
 	for _, f := range s.Faults() {
-		out = append(out, faultSpec{MchID: f.MchID, PathPrefix: f.PathPrefix, Kind: f.Kind, Count: f.Count,
+		out = append(out, faultSpec{MchID: f.MchID, PathPrefix: f.PathPrefix, Kind: f.Kind, Count: f.Count, Every: f.Every,
 			Status: f.Status, Code: f.Code, DelayMS: f.Delay.Milliseconds()})
 	}
 	writeJSON(w, status, map[string]any{"faults": out})
@@ -302,11 +303,11 @@ func (s *Sim) adminSetFault(w http.ResponseWriter, r *http.Request, _ map[string
 		adminError(w, http.StatusBadRequest, "PARAM_ERROR", fmt.Sprintf("unknown fault kind %q (want one of %v)", sp.Kind, FaultKinds()))
 		return
 	}
-	if sp.Count < 0 || sp.DelayMS < 0 || sp.Status < 0 || sp.Status > 599 {
-		adminError(w, http.StatusBadRequest, "PARAM_ERROR", "count, delay_ms and status must be non-negative (status < 600)")
+	if sp.Count < 0 || sp.Every < 0 || sp.DelayMS < 0 || sp.Status < 0 || sp.Status > 599 {
+		adminError(w, http.StatusBadRequest, "PARAM_ERROR", "count, every, delay_ms and status must be non-negative (status < 600)")
 		return
 	}
-	s.SetFault(Fault{MchID: sp.MchID, PathPrefix: sp.PathPrefix, Kind: sp.Kind, Count: sp.Count, Status: sp.Status,
+	s.SetFault(Fault{MchID: sp.MchID, PathPrefix: sp.PathPrefix, Kind: sp.Kind, Count: sp.Count, Every: sp.Every, Status: sp.Status,
 		Code: sp.Code, Delay: time.Duration(sp.DelayMS) * time.Millisecond})
 	s.writeFaults(w, http.StatusCreated)
 }

@@ -283,6 +283,21 @@ func TestAPIFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("every third request, twice", func(t *testing.T) {
+		f.sim.SetFault(wxpaysim.Fault{Kind: wxpaysim.KindError, Every: 3, Count: 2})
+		var got []int
+		for range 8 {
+			got = append(got, query(t).Status)
+		}
+		want := []int{404, 404, 500, 404, 404, 500, 404, 404}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("eight queries with Every 3, Count 2: got %v, want %v", got, want)
+		}
+		if n := len(f.sim.Faults()); n != 0 {
+			t.Errorf("%d faults left after two firings, want 0", n)
+		}
+	})
+
 	t.Run("count honoured and faults recorded", func(t *testing.T) {
 		f.sim.SetFault(wxpaysim.Fault{Kind: wxpaysim.KindError, Status: 429, Count: 2})
 		var got []string

@@ -83,6 +83,10 @@ type Fault struct {
 	Kind       FaultKind
 	// Count is how many times the fault fires; 0 means until cleared.
 	Count int
+	// Every makes the fault fire on one matching request in Every (the
+	// Every-th, 2*Every-th, ...); 0 or 1 fires on each. Count counts
+	// firings, not matches.
+	Every int
 	// Status and Code are the KindError answer (default 500 SYSTEM_ERROR).
 	Status int
 	Code   string
@@ -94,6 +98,7 @@ type Fault struct {
 type faultState struct {
 	f         Fault
 	remaining int // 0: unlimited
+	seen      int // matching requests so far (for Every)
 }
 
 // SetFault adds f. Faults fire in the order they were set.
@@ -135,6 +140,11 @@ func (s *Sim) takeFaults(notification bool, mchID, subject string) []Fault {
 	for _, fs := range s.faults {
 		f := fs.f
 		if f.Kind.notification() == notification && (f.MchID == "" || f.MchID == mchID) && strings.HasPrefix(subject, f.PathPrefix) {
+			fs.seen++
+			if f.Every > 1 && fs.seen%f.Every != 0 {
+				kept = append(kept, fs)
+				continue
+			}
 			fired = append(fired, f)
 			if fs.remaining > 0 {
 				fs.remaining--

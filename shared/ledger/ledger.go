@@ -166,3 +166,14 @@ func ValidOpenID(s string) bool {
 	}
 	return true
 }
+
+// EventPaymentSuccess is WeChat Pay's event type of a successful payment,
+// also the detail type of the domain event however the ledger learned of it
+// (notification or query).
+const EventPaymentSuccess = "TRANSACTION.SUCCESS"
+
+// AppliedAttr names the per-event-type application counter of a ledger row:
+// every path that applies the event (its notification, or a query that
+// found it first) adds one in the same guarded write, so it never exceeds
+// one per event type (the soak test checks it).
+func AppliedAttr(eventType string) string { return "applied_" + eventType }

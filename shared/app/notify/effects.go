@@ -13,7 +13,7 @@ import (
 
 // Event types with domain effects, and the channel each belongs to.
 const (
-	EventTransactionSuccess = "TRANSACTION.SUCCESS"
+	EventTransactionSuccess = ledger.EventPaymentSuccess
 	EventRefundSuccess      = "REFUND.SUCCESS"
 	EventRefundAbnormal     = "REFUND.ABNORMAL"
 	EventRefundClosed       = "REFUND.CLOSED"
@@ -152,8 +152,9 @@ func decide(eventType string, plain []byte, now time.Time) (*effect, error) {
 	return eff, nil
 }
 
-// AppliedAttr names the per-event-type application counter of a ledger row.
-func AppliedAttr(eventType string) string { return "applied_" + eventType }
+// AppliedAttr names the per-event-type application counter of a ledger row
+// (ledger.AppliedAttr).
+func AppliedAttr(eventType string) string { return ledger.AppliedAttr(eventType) }
 
 func decideEffect(eventType string, plain []byte, now time.Time) (*effect, error) {
 	stamp := ledger.WechatTime(now)

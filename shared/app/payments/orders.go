@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/secrets"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
@@ -660,16 +661,36 @@ func (h *Handler) applyPayment(ctx context.Context, outTradeNo string, t *wxnoti
 	if len(promos) > 0 {
 		set["promotions"] = promos
 	}
+	// The payment is applied once whichever way the ledger learns of it:
+	// the same guard as the notification, the same application counter,
+	// and the same domain event (id "query:<transaction_id>"), committed
+	// with the change through the outbox, so that downstream consumers hear
+	// of a payment whose notification never came. The notification that
+	// arrives later finds the order SUCCESS and is recorded as superseded.
+	detail, err := json.Marshal(map[string]any{"source": "query", "event_type": ledger.EventPaymentSuccess, "channel": "payments",
+		"ledger": map[string]any{"out_trade_no": outTradeNo, "transaction_id": t.TransactionID, "total": t.Amount.Total,
+			"payer_total": t.Amount.PayerTotal, "settlement_total": settlement}})
+	if err != nil {
+		return false, fmt.Errorf("payments: encode domain event: %w", err)
+	}
+	ev := domainevent.Event{ID: "query:" + t.TransactionID, DetailType: ledger.EventPaymentSuccess, Detail: detail, CreatedAt: ledger.WechatTime(now)}
 	err = h.deps.Store.Transact(ctx,
-		&store.Update{Key: ledger.OrderKey(outTradeNo), Set: set,
+		&store.Update{Key: ledger.OrderKey(outTradeNo), Set: set, Add: map[string]int64{ledger.AppliedAttr(ledger.EventPaymentSuccess): 1},
 			ExpectIn: map[string][]any{"status": {string(ledger.TradeNotPay), string(ledger.TradeUserPaying), string(ledger.TradePayError)}},
 			Index:    &store.IndexKey{PK: ledger.DayIndex("PAY", ledger.Day(paid)), SK: outTradeNo}},
 		&store.Put{Key: ledger.TxnKey(t.TransactionID), Value: ledger.TxnPointer{TransactionID: t.TransactionID, Kind: ledger.KindOrder, No: outTradeNo}},
+		domainevent.OutboxPut(ev, now),
 	)
 	if errors.Is(err, store.ErrConflict) {
 		return false, nil // the notification got there first
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	if perr := domainevent.Flush(ctx, h.deps.Store, h.deps.Events, ev); perr != nil {
+		h.deps.Logger().WarnContext(ctx, "domain event left in the outbox", "id", ev.ID, "error", perr)
+	}
+	return true, nil
 }
 
 // paymentDifferences compares a stored payment with WeChat Pay's report.
