@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -168,102 +167,4 @@ func FromTradeRow(row *bill.TradeRow, e *Entry) {
 	e.Total, e.Settlement, e.Coupon = row.Total, row.Settlement, row.Coupon
 	e.NoCash = e.Total - e.Settlement
 	e.Payer = e.Total - e.Coupon
-}
-
-// recordBound is an upper bound of e's encoded size.
-func recordBound(e *Entry) int {
-	return 4 + 1 + 2 + len(e.Key) + 2 + 9*8 + 5*2 + len(e.TxnID) + len(e.RefundID) + len(e.OrderNo) + len(e.TradeType) + len(e.Status)
-}
-
-// record layout (little-endian, fixed-width numbers so that decoding is
-// plain loads): u32 length of the rest | kind u8 | u16 key length | key |
-// u16 flags | 9 × i64 time, day, total, payer, settlement, coupon, nocash,
-// fee, line | 5 × (u16 length, bytes) txn, refund id, order no, trade
-// type, status.
-
-// appendRecord encodes e at the end of b.
-func appendRecord(b []byte, e *Entry) ([]byte, error) {
-	if len(e.Key) == 0 || len(e.Key) > maxKeyLen {
-		return b, fmt.Errorf("%w: %s key of %d bytes (line %d)", ErrEntry, e.Kind, len(e.Key), e.Line)
-	}
-	for _, s := range [...][]byte{e.TxnID, e.RefundID, e.OrderNo, e.TradeType, e.Status} {
-		if len(s) > maxKeyLen {
-			return b, fmt.Errorf("%w: %s %s: a field of %d bytes (line %d)", ErrEntry, e.Kind, e.Key, len(s), e.Line)
-		}
-	}
-	start := len(b)
-	n := recordBound(e)
-	if cap(b)-start < n {
-		b = append(b[:cap(b)], make([]byte, n)...)[:start]
-	}
-	p := b[start : start+n]
-	p[4] = byte(e.Kind)
-	binary.LittleEndian.PutUint16(p[5:], uint16(len(e.Key)))
-	i := 7 + copy(p[7:], e.Key)
-	binary.LittleEndian.PutUint16(p[i:], uint16(e.Flags))
-	i += 2
-	for _, v := range [...]int64{e.Time, e.Day, e.Total, e.Payer, e.Settlement, e.Coupon, e.NoCash, e.Fee, e.Line} {
-		binary.LittleEndian.PutUint64(p[i:], uint64(v))
-		i += 8
-	}
-	for _, s := range [...][]byte{e.TxnID, e.RefundID, e.OrderNo, e.TradeType, e.Status} {
-		binary.LittleEndian.PutUint16(p[i:], uint16(len(s)))
-		i += 2 + copy(p[i+2:], s)
-	}
-	binary.LittleEndian.PutUint32(p, uint32(i-4))
-	return b[:start+i], nil
-}
-
-// recordKey returns the kind byte and key of an encoded record body (the
-// bytes after the length prefix): the sort key.
-func recordKey(body []byte) (byte, []byte) {
-	n := int(binary.LittleEndian.Uint16(body[1:3]))
-	return body[0], body[3 : 3+n]
-}
-
-// compareRecords orders record bodies by kind, then key bytes (the order
-// DynamoDB sorts string keys in).
-func compareRecords(a, b []byte) int {
-	ka, keyA := recordKey(a)
-	kb, keyB := recordKey(b)
-	if ka != kb {
-		return int(ka) - int(kb)
-	}
-	return bytes.Compare(keyA, keyB)
-}
-
-// errCorruptRecord: a spill file does not decode (disk trouble).
-var errCorruptRecord = errors.New("reconcile: corrupt spill record")
-
-// decodeRecord fills e from a record body; slices point into body.
-func decodeRecord(body []byte, e *Entry) error {
-	kind, key := recordKey(body)
-	p := body[3+len(key):]
-	if len(p) < 2+9*8 {
-		return errCorruptRecord
-	}
-	e.Kind, e.Key = Kind(kind), key
-	e.Flags = Flags(binary.LittleEndian.Uint16(p))
-	p = p[2:]
-	e.Time = int64(binary.LittleEndian.Uint64(p[0:]))
-	e.Day = int64(binary.LittleEndian.Uint64(p[8:]))
-	e.Total = int64(binary.LittleEndian.Uint64(p[16:]))
-	e.Payer = int64(binary.LittleEndian.Uint64(p[24:]))
-	e.Settlement = int64(binary.LittleEndian.Uint64(p[32:]))
-	e.Coupon = int64(binary.LittleEndian.Uint64(p[40:]))
-	e.NoCash = int64(binary.LittleEndian.Uint64(p[48:]))
-	e.Fee = int64(binary.LittleEndian.Uint64(p[56:]))
-	e.Line = int64(binary.LittleEndian.Uint64(p[64:]))
-	p = p[72:]
-	for _, dst := range [...]*[]byte{&e.TxnID, &e.RefundID, &e.OrderNo, &e.TradeType, &e.Status} {
-		if len(p) < 2 {
-			return errCorruptRecord
-		}
-		l := int(binary.LittleEndian.Uint16(p))
-		if len(p)-2 < l {
-			return errCorruptRecord
-		}
-		*dst, p = p[2:2+l], p[2+l:]
-	}
-	return nil
 }

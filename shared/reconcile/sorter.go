@@ -3,7 +3,6 @@ package reconcile
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -21,6 +20,8 @@ type sorter struct {
 	chunkBytes int
 	arena      []byte
 	offs       []sortKey
+	tmp        []sortKey        // radix sort scratch
+	counts     *[16][256]uint32 // radix sort byte counts
 	runs       []*os.File
 	count      int64
 	spilled    int64 // bytes written to runs
@@ -110,20 +111,86 @@ func (s *sorter) add(e *Entry) error {
 }
 
 func (s *sorter) body(off uint32) []byte {
-	n := binary.LittleEndian.Uint32(s.arena[off:])
-	return s.arena[off+4 : off+4+n]
+	b, _ := recordBody(s.arena[off:])
+	return b
 }
 
+// sortChunk orders the chunk's keys: a radix sort on their 16-byte
+// prefixes, then, among equal prefixes (keys longer than 15 bytes that
+// share them), a comparison of the whole keys. Both are stable, so equal
+// keys keep the order they were added in.
 func (s *sorter) sortChunk() {
-	slices.SortFunc(s.offs, func(a, b sortKey) int {
-		switch {
-		case a.hi != b.hi:
-			return cmp.Compare(a.hi, b.hi)
-		case a.lo != b.lo:
-			return cmp.Compare(a.lo, b.lo)
+	if cap(s.tmp) < len(s.offs) {
+		s.tmp = make([]sortKey, cap(s.offs))
+	}
+	if s.counts == nil {
+		s.counts = new([16][256]uint32)
+	}
+	sorted, spare := radixSort(s.offs, s.tmp[:len(s.offs)], s.counts)
+	s.offs, s.tmp = sorted, spare[:0]
+	for i := 0; i < len(s.offs); {
+		j := i + 1
+		for j < len(s.offs) && s.offs[j].hi == s.offs[i].hi && s.offs[j].lo == s.offs[i].lo {
+			j++
 		}
-		return compareRecords(s.body(a.off), s.body(b.off))
-	})
+		if j-i > 1 {
+			slices.SortStableFunc(s.offs[i:j], func(a, b sortKey) int { return compareRecords(s.body(a.off), s.body(b.off)) })
+		}
+		i = j
+	}
+}
+
+// radixSort sorts keys by (hi, lo), least significant byte first, one
+// counting pass per byte; a byte every key shares (the kind, a common key
+// prefix, the padding of short keys) costs no pass. tmp is scratch of
+// keys' length; the result is in sorted, and spare is the other slice.
+// Keys are sorted in time linear in their number, where a comparison sort
+// (log2 of a chunk's ~100,000 keys is 17) was a tenth of the whole
+// reconciliation.
+func radixSort(keys, tmp []sortKey, counts *[16][256]uint32) (sorted, spare []sortKey) {
+	if len(keys) < 2 {
+		return keys, tmp
+	}
+	*counts = [16][256]uint32{}
+	for _, k := range keys {
+		lo, hi := k.lo, k.hi
+		for b := range 8 {
+			counts[b][byte(lo>>(8*b))]++
+			counts[8+b][byte(hi>>(8*b))]++
+		}
+	}
+	src, dst := keys, tmp
+	for d := range 16 {
+		c := &counts[d]
+		word, shift := &src[0].lo, 8*uint(d%8)
+		if d >= 8 {
+			word = &src[0].hi
+		}
+		if int(c[byte(*word>>shift)]) == len(src) {
+			continue // every key has this byte
+		}
+		var next [256]uint32
+		sum := uint32(0)
+		for v, n := range c {
+			next[v] = sum
+			sum += n
+		}
+		if d < 8 {
+			for _, k := range src {
+				b := byte(k.lo >> shift)
+				dst[next[b]] = k
+				next[b]++
+			}
+		} else {
+			for _, k := range src {
+				b := byte(k.hi >> shift)
+				dst[next[b]] = k
+				next[b]++
+			}
+		}
+		src, dst = dst, src
+	}
+	return src, dst
 }
 
 // spill writes the current chunk, sorted, as a new run.
@@ -143,12 +210,11 @@ func (s *sorter) spill() error {
 	w := s.w
 	w.Reset(f)
 	for _, k := range s.offs {
-		off := k.off
-		n := binary.LittleEndian.Uint32(s.arena[off:])
-		if _, err := w.Write(s.arena[off : off+4+n]); err != nil {
+		_, n := recordBody(s.arena[k.off:])
+		if _, err := w.Write(s.arena[k.off : int(k.off)+n]); err != nil {
 			return fmt.Errorf("reconcile: spill: %w", err)
 		}
-		s.spilled += int64(4 + n)
+		s.spilled += int64(n)
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("reconcile: spill: %w", err)
@@ -167,7 +233,7 @@ func (s *sorter) seal() error {
 	if err := s.spill(); err != nil {
 		return err
 	}
-	s.arena, s.offs = nil, nil
+	s.arena, s.offs, s.tmp = nil, nil, nil
 	return nil
 }
 
@@ -187,7 +253,7 @@ func (s *sorter) iterator() (recordIter, error) {
 	if err := s.spill(); err != nil {
 		return nil, err
 	}
-	s.arena, s.offs = nil, nil // the runs hold everything now
+	s.arena, s.offs, s.tmp = nil, nil, nil // the runs hold everything now
 	m := &mergeIter{}
 	for _, f := range s.runs {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -216,7 +282,7 @@ func (s *sorter) close() error {
 	for _, f := range s.runs {
 		errs = append(errs, f.Close(), os.Remove(f.Name()))
 	}
-	s.runs, s.arena, s.offs = nil, nil, nil
+	s.runs, s.arena, s.offs, s.tmp = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 
@@ -256,22 +322,25 @@ func (c *runCursor) next() (bool, error) {
 		}
 		c.skip = 0
 	}
-	hdr, err := c.r.Peek(4)
+	hdr, err := c.r.Peek(recordLenBytes)
 	if err != nil {
 		if err == io.EOF && len(hdr) == 0 {
 			return false, nil
 		}
 		return false, fmt.Errorf("reconcile: read run: %w", err)
 	}
-	n := int(binary.LittleEndian.Uint32(hdr))
-	if n < 3 || n > c.r.Size()-4 {
+	n := recordLenBytes + int(binary.LittleEndian.Uint16(hdr))
+	if n > c.r.Size() {
 		return false, errCorruptRecord
 	}
-	rec, err := c.r.Peek(4 + n)
+	rec, err := c.r.Peek(n)
 	if err != nil {
 		return false, fmt.Errorf("reconcile: read run: %w", err)
 	}
-	c.cur, c.skip = rec[4:], 4+n
+	c.cur, c.skip = rec[recordLenBytes:], n
+	if !checkRecord(c.cur) {
+		return false, errCorruptRecord
+	}
 	kind, key := recordKey(c.cur)
 	c.key = newSortKey(Kind(kind), key, 0)
 	return true, nil
