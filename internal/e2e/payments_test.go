@@ -501,17 +501,7 @@ func TestPaymentsLiveQueryAppliesPaymentOnce(t *testing.T) {
 	if err := w.Store.Get(ctx, ledger.OrderKey("PAYLIVE01"), &row); err != nil || row[ledger.AppliedAttr(ledger.EventPaymentSuccess)] != float64(1) {
 		t.Errorf("order row applied counter = %v (%v), want 1", row[ledger.AppliedAttr(ledger.EventPaymentSuccess)], err)
 	}
-	var pending []domainevent.Event
-	if _, err := w.Store.Query(ctx, store.Query{Index: true, PK: ledger.OutboxIndex, Limit: 100}, &pending); err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for _, ev := range pending {
-		if ev.DetailType == ledger.EventPaymentSuccess && strings.Contains(string(ev.Detail), `"out_trade_no":"PAYLIVE01"`) {
-			ids = append(ids, ev.ID)
-		}
-	}
-	if len(ids) != 1 || ids[0] != "query:"+res.TransactionID {
+	if ids := outboxIDs(ctx, t, w, ledger.EventPaymentSuccess, `"out_trade_no":"PAYLIVE01"`); len(ids) != 1 || ids[0] != "query:"+res.TransactionID {
 		t.Errorf("domain events of PAYLIVE01's payment: %v, want exactly [query:%s]", ids, res.TransactionID)
 	}
 	if st, e := w.payCall(t, http.MethodGet, "/payments/orders/PAYLIVE01?live=maybe", nil, nil); st != http.StatusBadRequest {
@@ -520,6 +510,23 @@ func TestPaymentsLiveQueryAppliesPaymentOnce(t *testing.T) {
 	if st, _ := w.payCall(t, http.MethodGet, "/payments/orders/PAYNOSUCH9?live=true", nil, nil); st != http.StatusNotFound {
 		t.Errorf("live query of an unknown order: %d, want 404", st)
 	}
+}
+
+// outboxIDs lists the ids of the domain events of eventType waiting in the
+// outbox (the test stacks have no EventBridge) whose detail contains match.
+func outboxIDs(ctx context.Context, t *testing.T, w *world, eventType, match string) []string {
+	t.Helper()
+	var pending []domainevent.Event
+	if _, err := w.Store.Query(ctx, store.Query{Index: true, PK: ledger.OutboxIndex, Limit: 500}, &pending); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ev := range pending {
+		if ev.DetailType == eventType && strings.Contains(string(ev.Detail), match) {
+			ids = append(ids, ev.ID)
+		}
+	}
+	return ids
 }
 
 // notificationOutcomes lists the notify function's outcome for each
@@ -873,6 +880,14 @@ func TestPaymentsRefundLiveQuery(t *testing.T) {
 	}
 	if got := notificationOutcomes(w, id); len(got) != 1 || got[0] != "superseded" {
 		t.Errorf("late REFUND.SUCCESS outcomes %v, want [superseded]", got)
+	}
+	// Applied once, by the query: its counter and its one domain event.
+	var row map[string]any
+	if err := w.Store.Get(ctx, ledger.RefundKey("PAYRFLIVE-R1"), &row); err != nil || row[ledger.AppliedAttr("REFUND.SUCCESS")] != float64(1) {
+		t.Errorf("refund row applied counter = %v (%v), want 1", row[ledger.AppliedAttr("REFUND.SUCCESS")], err)
+	}
+	if ids := outboxIDs(ctx, t, w, "REFUND.SUCCESS", "PAYRFLIVE-R1"); len(ids) != 1 || !strings.HasPrefix(ids[0], "query:") {
+		t.Errorf("domain events of the refund: %v, want exactly one from the query", ids)
 	}
 	if st, _ := w.payCall(t, http.MethodGet, "/payments/refunds/PAYRFLIVE-R1?live=yes", nil, nil); st != http.StatusBadRequest {
 		t.Errorf("live=yes: %d, want 400", st)

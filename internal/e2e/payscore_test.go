@@ -882,6 +882,15 @@ func TestPayScoreMissedCallbackSweep(t *testing.T) {
 	if got.State != "DONE" || got.StateDescription != "USER_PAID" || got.TransactionID != dropped.TransactionID || got.PaidAmount != 1200 {
 		t.Fatalf("after the sweep: %+v, want DONE/USER_PAID with transaction %s", got, dropped.TransactionID)
 	}
+	// Applied once, by the sweep: the application counter and the one
+	// PAYSCORE.USER_PAID domain event the lost callback would have brought.
+	var row map[string]any
+	if err := w.Store.Get(ctx, ledger.PayScoreOrderKey("PSSWEEP1"), &row); err != nil || row[ledger.AppliedAttr(ledger.EventPayScorePaid)] != float64(1) {
+		t.Errorf("PSSWEEP1 applied counter = %v (%v), want 1", row[ledger.AppliedAttr(ledger.EventPayScorePaid)], err)
+	}
+	if ids := outboxIDs(ctx, t, w.world, ledger.EventPayScorePaid, `"out_order_no":"PSSWEEP1"`); len(ids) != 1 || !strings.HasPrefix(ids[0], "query:") {
+		t.Errorf("domain events of PSSWEEP1's payment: %v, want exactly one from the sweep", ids)
+	}
 	// Again right away: the settled orders are gone from the sweep's
 	// partition and the one still paying waits another SweepAge.
 	n = w.wechatCalls()

@@ -172,6 +172,10 @@ func ValidOpenID(s string) bool {
 // (notification or query).
 const EventPaymentSuccess = "TRANSACTION.SUCCESS"
 
+// EventPayScorePaid is the event type of a Pay Score order the user paid
+// (notification or query, as EventPaymentSuccess).
+const EventPayScorePaid = "PAYSCORE.USER_PAID"
+
 // AppliedAttr names the per-event-type application counter of a ledger row:
 // every path that applies the event (its notification, or a query that
 // found it first) adds one in the same guarded write, so it never exceeds

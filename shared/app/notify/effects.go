@@ -19,7 +19,7 @@ const (
 	EventRefundClosed       = "REFUND.CLOSED"
 	EventPayScoreOpen       = "PAYSCORE.USER_OPEN_SERVICE"
 	EventPayScoreClose      = "PAYSCORE.USER_CLOSE_SERVICE"
-	EventPayScorePaid       = "PAYSCORE.USER_PAID"
+	EventPayScorePaid       = ledger.EventPayScorePaid
 	EventPayScoreConfirm    = "PAYSCORE.USER_CONFIRM"
 	EventCouponSend         = "COUPON.SEND"
 )

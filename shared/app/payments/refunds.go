@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/secrets"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
@@ -506,7 +508,25 @@ func (h *Handler) applyRefund(ctx context.Context, r *ledger.RefundRecord, w *we
 		withStatus["success_time"] = w.SuccessTime
 	}
 	key := ledger.RefundKey(r.OutRefundNo)
-	err := h.deps.Store.Update(ctx, &store.Update{Key: key, Set: withStatus, ExpectIn: map[string][]any{"status": statusesBefore(w.Status)}})
+	var err error
+	if ev, from, ok := refundEvent(r, w, now); ok {
+		// The refund's result (REFUND.SUCCESS / CLOSED / ABNORMAL) is
+		// applied once whichever way the ledger learns of it: the
+		// notification's guard and application counter, and its domain
+		// event through the outbox, so downstream consumers hear of a
+		// refund whose notification never came.
+		err = h.deps.Store.Transact(ctx,
+			&store.Update{Key: key, Set: withStatus, Add: map[string]int64{ledger.AppliedAttr(ev.DetailType): 1},
+				ExpectIn: map[string][]any{"status": from}},
+			domainevent.OutboxPut(ev, now))
+		if err == nil {
+			if perr := domainevent.Flush(ctx, h.deps.Store, h.deps.Events, ev); perr != nil {
+				h.deps.Logger().WarnContext(ctx, "domain event left in the outbox", "id", ev.ID, "error", perr)
+			}
+		}
+	} else {
+		err = h.deps.Store.Update(ctx, &store.Update{Key: key, Set: withStatus, ExpectIn: map[string][]any{"status": statusesBefore(w.Status)}})
+	}
 	if errors.Is(err, store.ErrConflict) {
 		// A notification moved the status on already: keep it, add the rest.
 		err = h.deps.Store.Update(ctx, &store.Update{Key: key, Set: set, MustExist: true})
@@ -526,6 +546,31 @@ func (h *Handler) applyRefund(ctx context.Context, r *ledger.RefundRecord, w *we
 		}
 	}
 	return nil
+}
+
+// refundEvent is the domain event of a refund result a query found before
+// its notification: REFUND.SUCCESS, REFUND.CLOSED or REFUND.ABNORMAL when the
+// stored status differs, with the statuses the notification's guard allows
+// before it. ok is false when the query changes no status.
+func refundEvent(r *ledger.RefundRecord, w *wechatRefund, now time.Time) (ev domainevent.Event, from []any, ok bool) {
+	switch w.Status {
+	case ledger.RefundSuccess, ledger.RefundClosed:
+		from = []any{ledger.RefundProcessing, ledger.RefundAbnormal}
+	case ledger.RefundAbnormal:
+		from = []any{ledger.RefundProcessing}
+	default:
+		return ev, nil, false
+	}
+	if r.Status == w.Status {
+		return ev, nil, false
+	}
+	eventType := "REFUND." + w.Status
+	detail, err := json.Marshal(map[string]any{"source": "query", "event_type": eventType, "channel": "refunds",
+		"ledger": map[string]any{"out_refund_no": r.OutRefundNo, "out_trade_no": w.OutTradeNo, "status": w.Status, "refund": w.Amount.Refund}})
+	if err != nil {
+		return ev, nil, false
+	}
+	return domainevent.Event{ID: "query:" + w.RefundID + ":" + w.Status, DetailType: eventType, Detail: detail, CreatedAt: ledger.WechatTime(now)}, from, true
 }
 
 // statusesBefore lists the statuses a refund may be in before moving to

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/apigw"
+	"github.com/wxpay-serverless/wxpay-serverless/shared/domainevent"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/ledger"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/store"
 	"github.com/wxpay-serverless/wxpay-serverless/shared/wxpay"
@@ -294,7 +295,38 @@ func (h *Handler) applyRemote(ctx context.Context, svc service, remote *wxOrder)
 	set["state_description"] = desc
 	u := &store.Update{Key: key, Set: set, Index: index, AllowMissing: missing,
 		ExpectIn: map[string][]any{"state": {ledger.PayScoreCreating, ledger.PayScoreRejected, ledger.PayScoreCreated, ledger.PayScoreDoing}}}
-	if err := h.deps.Store.Update(ctx, u); err != nil && !errors.Is(err, store.ErrConflict) {
+	ops := []store.Op{u}
+	var ev *domainevent.Event
+	if remote.State == ledger.PayScoreDone {
+		// The payment is applied once whichever way the ledger learns of
+		// it (the sweep or a live query finding what PAYSCORE.USER_PAID
+		// would have brought): the notification's application counter and
+		// its domain event, through the outbox, in the same guarded write.
+		var paid int64
+		if remote.Collection != nil {
+			paid = remote.Collection.PaidAmount
+		}
+		detail, err := json.Marshal(map[string]any{"source": "query", "event_type": ledger.EventPayScorePaid, "channel": "payscore",
+			"ledger": map[string]any{"out_order_no": remote.OutOrderNo, "order_id": remote.OrderID, "paid_amount": paid}})
+		if err != nil {
+			return nil, fmt.Errorf("payscore: encode domain event: %w", err)
+		}
+		ev = &domainevent.Event{ID: "query:" + remote.OrderID + ":" + ledger.PayScoreDone, DetailType: ledger.EventPayScorePaid,
+			Detail: detail, CreatedAt: stamp}
+		u.Add = map[string]int64{ledger.AppliedAttr(ledger.EventPayScorePaid): 1}
+		ops = append(ops, domainevent.OutboxPut(*ev, now))
+	}
+	if ev != nil {
+		err = h.deps.Store.Transact(ctx, ops...)
+	} else {
+		err = h.deps.Store.Update(ctx, u)
+	}
+	switch {
+	case err == nil && ev != nil:
+		if perr := domainevent.Flush(ctx, h.deps.Store, h.deps.Events, *ev); perr != nil {
+			h.log.WarnContext(ctx, "domain event left in the outbox", "id", ev.ID, "error", perr)
+		}
+	case err != nil && !errors.Is(err, store.ErrConflict):
 		return nil, err
 	}
 	// A conflict means a terminal state won the race (e.g. the notify
