@@ -112,7 +112,10 @@ func TestRetrySchedule(t *testing.T) {
 	})
 
 	t.Run("slow receiver times out", func(t *testing.T) {
-		client := &http.Client{Timeout: 50 * time.Millisecond}
+		// The first attempt is held for 2 s; a loaded CI machine may make
+		// a later one slow too, so only the shape is required: timed-out
+		// attempts, then one acknowledged.
+		client := &http.Client{Timeout: 250 * time.Millisecond}
 		g := newFixture(t, wxpaysim.Config{TimeScale: 1e-6, Platform: f.p, HTTPClient: client}, wxpaysim.ModePublicKey, "")
 		release := make(chan struct{})
 		rc := newReceiver(t, g, nil)
@@ -134,8 +137,12 @@ func TestRetrySchedule(t *testing.T) {
 			t.Fatalf("WaitDelivered: got %v, want nil after a retry", err)
 		}
 		recs := g.sim.Deliveries()
-		if len(recs) != 2 || recs[0].Err == "" || recs[0].Acked || !recs[1].Acked {
-			t.Errorf("attempts: got %+v, want a timed-out attempt then an acked one", recs)
+		ok := len(recs) >= 2 && recs[len(recs)-1].Acked
+		for _, r := range recs[:max(len(recs)-1, 0)] {
+			ok = ok && r.Err != "" && !r.Acked
+		}
+		if !ok {
+			t.Errorf("attempts: got %+v, want timed-out attempts then an acked one", recs)
 		}
 	})
 }
