@@ -38,9 +38,72 @@ func FeeFen(units int64) int64 {
 	return (units + FeeUnitsPerFen/2) / FeeUnitsPerFen
 }
 
+// fastDecimalDigits bounds the inputs parseDecimal reads without overflow
+// checks: the result has at most len(b)+scale digits (every byte a digit,
+// then zeros up to scale decimals), and 18 digits stay below
+// math.MaxInt64 (about 9.2·10^18).
+const fastDecimalDigits = 18
+
 // parseDecimal reads a fixed-point decimal with at most scale decimals and
 // returns it multiplied by 10^scale.
 func parseDecimal(b []byte, scale int) (int64, error) {
+	// Bill amounts are short ("12.34", "0.00600"): they take a loop without
+	// overflow checks, which cannot overflow at this length. Anything the
+	// fast loop does not accept (a long or malformed input) goes through the
+	// general one below, which also builds the error.
+	if len(b)+scale <= fastDecimalDigits {
+		if v, ok := parseShortDecimal(b, scale); ok {
+			return v, nil
+		}
+	}
+	return parseDecimalSlow(b, scale)
+}
+
+// parseShortDecimal is parseDecimal's fast path for inputs of at most
+// fastDecimalDigits−scale bytes: an optional minus sign, digits, optionally
+// a point and 1 to scale decimals. ok is false for anything else.
+func parseShortDecimal(b []byte, scale int) (v int64, ok bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	i := 0
+	for ; i < len(b); i++ {
+		c := b[i] - '0'
+		if c > 9 {
+			break
+		}
+		v = v*10 + int64(c)
+	}
+	if i == 0 {
+		return 0, false
+	}
+	decimals := 0
+	if i < len(b) {
+		if b[i] != '.' || i+1 == len(b) || len(b)-i-1 > scale {
+			return 0, false
+		}
+		for i++; i < len(b); i++ {
+			c := b[i] - '0'
+			if c > 9 {
+				return 0, false
+			}
+			v = v*10 + int64(c)
+			decimals++
+		}
+	}
+	for ; decimals < scale; decimals++ {
+		v *= 10
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
+// parseDecimalSlow is parseDecimal for any input, checking every step for
+// overflow.
+func parseDecimalSlow(b []byte, scale int) (int64, error) {
 	i, neg := 0, false
 	if len(b) > 0 && b[0] == '-' {
 		neg, i = true, 1

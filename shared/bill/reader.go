@@ -215,6 +215,7 @@ type Reader struct {
 	sumPos   [maxCols]int // sumPos[field index] = meaning, -1 for none
 	sumSeen  [maxCols]bool
 
+	days           dayCache
 	trade          TradeRow
 	fund           FundRow
 	declTrade      TradeTotals
@@ -421,39 +422,49 @@ func trimSpace(b []byte) []byte {
 // splitValues splits a backtick line (detail row or summary values) into
 // r.fields and returns the field count.
 func (r *Reader) splitValues(line []byte) (int, error) {
-	// Fields are separated by ",`". Commas are found eight bytes at a time
-	// (SWAR): a word's bytes equal to ',' get their high bit set. The test
-	// can flag a byte after a true match by borrow, so every candidate is
-	// checked against the bytes themselves.
+	// Fields are separated by ",`". Separators are found eight positions
+	// at a time (SWAR): the word at i is compared with ',' and the word at
+	// i+1 with '`', each byte exactly (no borrow crosses bytes), so a bit
+	// of m is a separator and nothing else. Separators cannot overlap (a
+	// byte is not both ',' and '`'), so every one found ends a field.
 	n, start := 0, 1
-	emit := func(j int) bool {
+	i := 1
+	for ; i+9 <= len(line); i += 8 {
+		m := zeroBytes(binary.LittleEndian.Uint64(line[i:])^0x2c2c2c2c2c2c2c2c) &
+			zeroBytes(binary.LittleEndian.Uint64(line[i+1:])^0x6060606060606060)
+		for m != 0 {
+			j := i + bits.TrailingZeros64(m)/8
+			m &= m - 1
+			if n == maxCols-1 {
+				return 0, &ParseError{Line: r.line, Err: fmt.Errorf("%w: more than %d fields", ErrFormat, maxCols)}
+			}
+			r.fields[n] = trimSpace(line[start:j])
+			n++
+			start = j + 2
+		}
+	}
+	// The last few positions, one at a time.
+	for j := max(i, start); j+1 < len(line); j++ {
+		if line[j] != ',' || line[j+1] != '`' {
+			continue
+		}
 		if n == maxCols-1 {
-			return false
+			return 0, &ParseError{Line: r.line, Err: fmt.Errorf("%w: more than %d fields", ErrFormat, maxCols)}
 		}
 		r.fields[n] = trimSpace(line[start:j])
 		n++
 		start = j + 2
-		return true
-	}
-	i := 1
-	for ; i+8 <= len(line); i += 8 {
-		v := binary.LittleEndian.Uint64(line[i:]) ^ 0x2c2c2c2c2c2c2c2c
-		m := (v - 0x0101010101010101) &^ v & 0x8080808080808080
-		for m != 0 {
-			j := i + bits.TrailingZeros64(m)/8
-			m &= m - 1
-			if j >= start && line[j] == ',' && j+1 < len(line) && line[j+1] == '`' && !emit(j) {
-				return 0, &ParseError{Line: r.line, Err: fmt.Errorf("%w: more than %d fields", ErrFormat, maxCols)}
-			}
-		}
-	}
-	for j := max(i, start); j+1 < len(line); j++ {
-		if line[j] == ',' && line[j+1] == '`' && !emit(j) {
-			return 0, &ParseError{Line: r.line, Err: fmt.Errorf("%w: more than %d fields", ErrFormat, maxCols)}
-		}
 	}
 	r.fields[n] = trimSpace(line[start:])
 	return n + 1, nil
+}
+
+// zeroBytes sets the high bit of each byte of v that is zero, exactly:
+// adding 0x7f to the low seven bits carries into the high bit unless they
+// are all zero, and the OR with v catches a byte with only its high bit.
+func zeroBytes(v uint64) uint64 {
+	const lo7 = 0x7f7f7f7f7f7f7f7f
+	return ^((v&lo7 + lo7) | v | lo7)
 }
 
 // advance moves to the next detail row (fields split into r.fields), or
@@ -650,7 +661,7 @@ func (r *Reader) time(c col, required bool) (int64, error) {
 	if p < 0 || (!required && len(r.fields[p]) == 0) {
 		return 0, nil
 	}
-	t, ok := ParseTime(r.fields[p])
+	t, ok := r.days.parse(r.fields[p])
 	if !ok {
 		return 0, &ParseError{Line: r.line, Column: r.header[p], Err: fmt.Errorf("%w: %q is not yyyy-MM-dd HH:mm:ss", ErrFormat, clip(r.fields[p]))}
 	}

@@ -36,6 +36,46 @@ func ParseTime(b []byte) (unix int64, ok bool) {
 	return daysFromCivil(y, mo, d)*86400 + int64(h*3600+mi*60+s) - shanghaiOffset, true
 }
 
+// dayCache remembers the date part of the last time parsed: the rows of a
+// bill are a day's, so nearly every time shares its date with the one
+// before and only HH:mm:ss is left to read.
+type dayCache struct {
+	date [10]byte // "yyyy-MM-dd" of a valid time, when set
+	base int64    // Unix seconds of the date's 00:00:00 Shanghai
+	set  bool
+}
+
+// parse is ParseTime, reading only the clock when the date is the cached
+// one (and caching the date otherwise).
+func (c *dayCache) parse(b []byte) (int64, bool) {
+	if !c.set || len(b) != 19 || string(b[:10]) != string(c.date[:]) {
+		t, ok := ParseTime(b)
+		if ok {
+			copy(c.date[:], b[:10])
+			c.base, c.set = t-int64(clockSeconds(b)), true
+		}
+		return t, ok
+	}
+	if b[10] != ' ' || b[13] != ':' || b[16] != ':' {
+		return 0, false
+	}
+	h0, h1, m0, m1, s0, s1 := b[11]-'0', b[12]-'0', b[14]-'0', b[15]-'0', b[17]-'0', b[18]-'0'
+	if h0 > 9 || h1 > 9 || m0 > 9 || m1 > 9 || s0 > 9 || s1 > 9 {
+		return 0, false
+	}
+	h, m, s := int(h0)*10+int(h1), int(m0)*10+int(m1), int(s0)*10+int(s1)
+	if h > 23 || m > 59 || s > 59 {
+		return 0, false
+	}
+	return c.base + int64(h*3600+m*60+s), true
+}
+
+// clockSeconds is the HH:mm:ss of a time ParseTime accepted, in seconds.
+func clockSeconds(b []byte) int {
+	d := func(i int) int { return int(b[i]-'0')*10 + int(b[i+1]-'0') }
+	return d(11)*3600 + d(14)*60 + d(17)
+}
+
 func daysIn(y, m int) int {
 	switch m {
 	case 2:
