@@ -94,6 +94,61 @@ func (c *couponStage) mark(ops []store.Op, kind, digest, no string) {
 	}
 }
 
+// transition is one request-numbered action on a single coupon (use,
+// associate, disassociate, return, deactivate).
+type transition struct {
+	kind, action  string // request kind; history action
+	path          string // WeChat path under busifavor
+	field         string // the request-number field
+	maxLen        int
+	stockID, code string
+	supplied      string // the caller's number ("" generates one)
+	intent        any    // the request without its number
+	wx            any    // WeChat's decoded answer
+	// body is the WeChat request body for a request number.
+	body func(no string) any
+	// check is the state rule for a coupon the ledger knows (4xx, no call).
+	check func(cur ledger.Coupon) error
+	// apply turns the body as sent into our answer, the coupon row's new
+	// attributes and the history entry's detail.
+	apply func(no string, sent []byte) (answer any, set map[string]any, detail string, err error)
+}
+
+// transition runs t: the ledger's coupon is read, a late copy of a
+// completed request is replayed (onCoupon), the state rule is checked
+// locally, then the call goes through run and the coupon row and its
+// history are written with the DONE record.
+func (h *Handler) transition(ctx context.Context, t transition) (*apigw.Response, error) {
+	cur, known, err := h.ledgerCoupon(ctx, t.stockID, t.code)
+	if err != nil {
+		return nil, err
+	}
+	stage, done, err := h.onCoupon(ctx, t.kind, t.supplied, t.intent, t.stockID, t.code, cur, known)
+	if done != nil || err != nil {
+		return done, err
+	}
+	if known {
+		if err := t.check(cur); err != nil {
+			return nil, err
+		}
+	}
+	return h.run(ctx, op{kind: t.kind, scope: t.stockID + "#" + t.code, supplied: t.supplied, field: t.field,
+		maxLen: t.maxLen, input: t.intent, coupon: stage,
+		build: func(no string) (wxCall, error) {
+			b, err := json.Marshal(t.body(no))
+			return wxCall{Method: http.MethodPost, Path: busifavor + t.path, Body: b}, err
+		}}, t.wx, func(no string, call wxCall) (outcome, error) {
+		answer, set, detail, err := t.apply(no, call.Body)
+		if err != nil {
+			return outcome{}, err
+		}
+		stamp := ledger.WechatTime(h.now())
+		set["stock_id"], set["coupon_code"], set["updated_at"] = t.stockID, t.code, stamp
+		return outcome{answer: answer, ops: []store.Op{&store.Update{Key: ledger.CouponKey(t.stockID, t.code), Set: set},
+			history(t.stockID, t.code, stamp, t.action, no, detail)}}, nil
+	})
+}
+
 // couponState is the 409 for a coupon the ledger shows in a state that
 // does not allow the action.
 func couponState(c ledger.Coupon, action, want string) error {
@@ -181,64 +236,55 @@ func (h *Handler) use(ctx context.Context, req *apigw.Request) (*apigw.Response,
 	if in.AppID, err = appID("appid", in.AppID, creds.AppIDs); err != nil {
 		return nil, err
 	}
-	cur, known, err := h.ledgerCoupon(ctx, in.StockID, in.CouponCode)
-	if err != nil {
-		return nil, err
-	}
 	supplied := in.UseRequestNo
 	intent := in
 	intent.UseRequestNo = ""
-	stage, done, err := h.onCoupon(ctx, kindUse, supplied, intent, in.StockID, in.CouponCode, cur, known)
-	if done != nil || err != nil {
-		return done, err
-	}
-	replaying := in.UseRequestNo != "" && in.UseRequestNo == cur.UseRequestNo
-	switch {
-	case known && !replaying && cur.State != ledger.CouponSended:
-		return nil, couponState(cur, "use", ledger.CouponSended)
-	case known && in.OpenID != "" && cur.OpenID != "" && cur.OpenID != in.OpenID:
-		return nil, apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s belongs to another user", in.CouponCode)
-	}
 	var wx struct {
 		StockID          string `json:"stock_id"`
 		OpenID           string `json:"openid"`
 		WechatpayUseTime string `json:"wechatpay_use_time"`
 	}
-	var sent useInput
-	return h.run(ctx, op{kind: kindUse, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "use_request_no",
-		maxLen: maxUseRequestNo, input: intent, coupon: stage,
-		build: func(no string) (wxCall, error) {
+	return h.transition(ctx, transition{kind: kindUse, action: "use", path: "/coupons/use", field: "use_request_no", maxLen: maxUseRequestNo,
+		stockID: in.StockID, code: in.CouponCode, supplied: supplied, intent: intent, wx: &wx,
+		body: func(no string) any {
 			body := in
 			body.UseRequestNo = no
 			if body.UseTime == "" {
 				body.UseTime = ledger.WechatTime(now)
 			}
-			b, err := json.Marshal(body)
-			return wxCall{Method: http.MethodPost, Path: busifavor + "/coupons/use", Body: b}, err
-		}}, &wx, func(no string, call wxCall) (outcome, error) {
-		if err := json.Unmarshal(call.Body, &sent); err != nil {
-			return outcome{}, fmt.Errorf("coupons: stored use body: %w", err)
-		}
-		stamp := ledger.WechatTime(h.now())
-		openid := wx.OpenID
-		if openid == "" {
-			openid = sent.OpenID
-		}
-		set := map[string]any{"stock_id": in.StockID, "coupon_code": in.CouponCode, "state": ledger.CouponUsed, "use_request_no": no,
-			"use_time": sent.UseTime, "wechatpay_use_time": wx.WechatpayUseTime, "appid": sent.AppID, "updated_at": stamp}
-		if openid != "" {
-			set["openid"] = openid
-		}
-		if sent.OutTradeNo != "" {
-			set["use_out_trade_no"] = sent.OutTradeNo
-		}
-		return outcome{
-			answer: map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "openid": openid, "state": ledger.CouponUsed,
-				"use_request_no": no, "use_time": sent.UseTime, "wechatpay_use_time": wx.WechatpayUseTime},
-			ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, in.CouponCode), Set: set},
-				history(in.StockID, in.CouponCode, stamp, "use", no, sent.OutTradeNo)},
-		}, nil
-	})
+			return body
+		},
+		check: func(cur ledger.Coupon) error {
+			replaying := in.UseRequestNo != "" && in.UseRequestNo == cur.UseRequestNo
+			switch {
+			case !replaying && cur.State != ledger.CouponSended:
+				return couponState(cur, "use", ledger.CouponSended)
+			case in.OpenID != "" && cur.OpenID != "" && cur.OpenID != in.OpenID:
+				return apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s belongs to another user", in.CouponCode)
+			}
+			return nil
+		},
+		apply: func(no string, body []byte) (any, map[string]any, string, error) {
+			var sent useInput
+			if err := json.Unmarshal(body, &sent); err != nil {
+				return nil, nil, "", fmt.Errorf("coupons: stored use body: %w", err)
+			}
+			openid := wx.OpenID
+			if openid == "" {
+				openid = sent.OpenID
+			}
+			set := map[string]any{"state": ledger.CouponUsed, "use_request_no": no, "use_time": sent.UseTime,
+				"wechatpay_use_time": wx.WechatpayUseTime, "appid": sent.AppID}
+			if openid != "" {
+				set["openid"] = openid
+			}
+			if sent.OutTradeNo != "" {
+				set["use_out_trade_no"] = sent.OutTradeNo
+			}
+			answer := map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "openid": openid, "state": ledger.CouponUsed,
+				"use_request_no": no, "use_time": sent.UseTime, "wechatpay_use_time": wx.WechatpayUseTime}
+			return answer, set, sent.OutTradeNo, nil
+		}})
 }
 
 type sendInput struct {
@@ -352,47 +398,37 @@ func (h *Handler) associate(link bool) func(ctx context.Context, req *apigw.Requ
 		if err := requestNumber("out_request_no", in.OutRequestNo, maxRequestNo); err != nil {
 			return nil, err
 		}
-		cur, known, err := h.ledgerCoupon(ctx, in.StockID, in.CouponCode)
-		if err != nil {
-			return nil, err
-		}
 		supplied := in.OutRequestNo
 		intent := in
 		intent.OutRequestNo = ""
-		stage, done, err := h.onCoupon(ctx, kind, supplied, intent, in.StockID, in.CouponCode, cur, known)
-		if done != nil || err != nil {
-			return done, err
-		}
-		switch {
-		case link && known && cur.State != ledger.CouponSended:
-			return nil, couponState(cur, action, ledger.CouponSended)
-		case link && known && cur.AssociateOutTradeNo != "" && cur.AssociateOutTradeNo != in.OutTradeNo:
-			return nil, apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s is associated with order %s", in.CouponCode, cur.AssociateOutTradeNo)
-		case !link && known && cur.AssociateOutTradeNo != in.OutTradeNo:
-			return nil, apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s is not associated with order %s", in.CouponCode, in.OutTradeNo)
-		}
 		var wx map[string]string
-		return h.run(ctx, op{kind: kind, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "out_request_no",
-			maxLen: maxRequestNo, input: intent, coupon: stage,
-			build: func(no string) (wxCall, error) {
+		return h.transition(ctx, transition{kind: kind, action: action, path: path, field: "out_request_no", maxLen: maxRequestNo,
+			stockID: in.StockID, code: in.CouponCode, supplied: supplied, intent: intent, wx: &wx,
+			body: func(no string) any {
 				body := in
 				body.OutRequestNo = no
-				b, err := json.Marshal(body)
-				return wxCall{Method: http.MethodPost, Path: busifavor + path, Body: b}, err
-			}}, &wx, func(no string, _ wxCall) (outcome, error) {
-			stamp := ledger.WechatTime(h.now())
-			trade := in.OutTradeNo
-			if !link {
-				trade = ""
-			}
-			return outcome{
-				answer: map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "out_trade_no": in.OutTradeNo,
-					"out_request_no": no, timeField: wx[timeField]},
-				ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, in.CouponCode), Set: map[string]any{"stock_id": in.StockID,
-					"coupon_code": in.CouponCode, "associate_out_trade_no": trade, "updated_at": stamp}},
-					history(in.StockID, in.CouponCode, stamp, action, no, in.OutTradeNo)},
-			}, nil
-		})
+				return body
+			},
+			check: func(cur ledger.Coupon) error {
+				switch {
+				case link && cur.State != ledger.CouponSended:
+					return couponState(cur, action, ledger.CouponSended)
+				case link && cur.AssociateOutTradeNo != "" && cur.AssociateOutTradeNo != in.OutTradeNo:
+					return apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s is associated with order %s", in.CouponCode, cur.AssociateOutTradeNo)
+				case !link && cur.AssociateOutTradeNo != in.OutTradeNo:
+					return apigw.Errorf(http.StatusConflict, CodeCouponState, "coupon %s is not associated with order %s", in.CouponCode, in.OutTradeNo)
+				}
+				return nil
+			},
+			apply: func(no string, _ []byte) (any, map[string]any, string, error) {
+				trade := in.OutTradeNo
+				if !link {
+					trade = ""
+				}
+				answer := map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "out_trade_no": in.OutTradeNo,
+					"out_request_no": no, timeField: wx[timeField]}
+				return answer, map[string]any{"associate_out_trade_no": trade}, in.OutTradeNo, nil
+			}})
 	}
 }
 
@@ -413,41 +449,30 @@ func (h *Handler) returnCoupon(ctx context.Context, req *apigw.Request) (*apigw.
 	if err := requestNumber("return_request_no", in.ReturnRequestNo, maxRequestNo); err != nil {
 		return nil, err
 	}
-	cur, known, err := h.ledgerCoupon(ctx, in.StockID, in.CouponCode)
-	if err != nil {
-		return nil, err
-	}
 	supplied := in.ReturnRequestNo
 	intent := in
 	intent.ReturnRequestNo = ""
-	stage, done, err := h.onCoupon(ctx, kindReturn, supplied, intent, in.StockID, in.CouponCode, cur, known)
-	if done != nil || err != nil {
-		return done, err
-	}
-	if known && cur.State != ledger.CouponUsed && !(in.ReturnRequestNo != "" && in.ReturnRequestNo == cur.ReturnRequestNo) {
-		return nil, couponState(cur, "return", ledger.CouponUsed)
-	}
 	var wx struct {
 		WechatpayReturnTime string `json:"wechatpay_return_time"`
 	}
-	return h.run(ctx, op{kind: kindReturn, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "return_request_no",
-		maxLen: maxRequestNo, input: intent, coupon: stage,
-		build: func(no string) (wxCall, error) {
+	return h.transition(ctx, transition{kind: kindReturn, action: "return", path: "/coupons/return", field: "return_request_no", maxLen: maxRequestNo,
+		stockID: in.StockID, code: in.CouponCode, supplied: supplied, intent: intent, wx: &wx,
+		body: func(no string) any {
 			body := in
 			body.ReturnRequestNo = no
-			b, err := json.Marshal(body)
-			return wxCall{Method: http.MethodPost, Path: busifavor + "/coupons/return", Body: b}, err
-		}}, &wx, func(no string, _ wxCall) (outcome, error) {
-		stamp := ledger.WechatTime(h.now())
-		return outcome{
-			answer: map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "state": ledger.CouponSended,
-				"return_request_no": no, "wechatpay_return_time": wx.WechatpayReturnTime},
-			ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, in.CouponCode), Set: map[string]any{"stock_id": in.StockID,
-				"coupon_code": in.CouponCode, "state": ledger.CouponSended, "return_request_no": no, "return_time": wx.WechatpayReturnTime,
-				"updated_at": stamp}},
-				history(in.StockID, in.CouponCode, stamp, "return", no, "")},
-		}, nil
-	})
+			return body
+		},
+		check: func(cur ledger.Coupon) error {
+			if cur.State != ledger.CouponUsed && !(in.ReturnRequestNo != "" && in.ReturnRequestNo == cur.ReturnRequestNo) {
+				return couponState(cur, "return", ledger.CouponUsed)
+			}
+			return nil
+		},
+		apply: func(no string, _ []byte) (any, map[string]any, string, error) {
+			answer := map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "state": ledger.CouponSended,
+				"return_request_no": no, "wechatpay_return_time": wx.WechatpayReturnTime}
+			return answer, map[string]any{"state": ledger.CouponSended, "return_request_no": no, "return_time": wx.WechatpayReturnTime}, "", nil
+		}})
 }
 
 // deactivate is POST /coupons/deactivate (B16): a usable coupon is
@@ -471,41 +496,31 @@ func (h *Handler) deactivate(ctx context.Context, req *apigw.Request) (*apigw.Re
 	if err := runes("deactivate_reason", in.DeactivateReason, 0, 64); err != nil {
 		return nil, err
 	}
-	cur, known, err := h.ledgerCoupon(ctx, in.StockID, in.CouponCode)
-	if err != nil {
-		return nil, err
-	}
 	supplied := in.DeactivateRequestNo
 	intent := in
 	intent.DeactivateRequestNo = ""
-	stage, done, err := h.onCoupon(ctx, kindDeactivate, supplied, intent, in.StockID, in.CouponCode, cur, known)
-	if done != nil || err != nil {
-		return done, err
-	}
-	if known && cur.State != ledger.CouponSended && !(in.DeactivateRequestNo != "" && in.DeactivateRequestNo == cur.DeactivateRequestNo) {
-		return nil, couponState(cur, "deactivate", ledger.CouponSended)
-	}
 	var wx struct {
 		WechatpayDeactivateTime string `json:"wechatpay_deactivate_time"`
 	}
-	return h.run(ctx, op{kind: kindDeactivate, scope: in.StockID + "#" + in.CouponCode, supplied: supplied, field: "deactivate_request_no",
-		maxLen: maxRequestNo, input: intent, coupon: stage,
-		build: func(no string) (wxCall, error) {
+	return h.transition(ctx, transition{kind: kindDeactivate, action: "deactivate", path: "/coupons/deactivate", field: "deactivate_request_no",
+		maxLen: maxRequestNo, stockID: in.StockID, code: in.CouponCode, supplied: supplied, intent: intent, wx: &wx,
+		body: func(no string) any {
 			body := in
 			body.DeactivateRequestNo = no
-			b, err := json.Marshal(body)
-			return wxCall{Method: http.MethodPost, Path: busifavor + "/coupons/deactivate", Body: b}, err
-		}}, &wx, func(no string, _ wxCall) (outcome, error) {
-		stamp := ledger.WechatTime(h.now())
-		return outcome{
-			answer: map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "state": ledger.CouponDeactivated,
-				"deactivate_request_no": no, "wechatpay_deactivate_time": wx.WechatpayDeactivateTime},
-			ops: []store.Op{&store.Update{Key: ledger.CouponKey(in.StockID, in.CouponCode), Set: map[string]any{"stock_id": in.StockID,
-				"coupon_code": in.CouponCode, "state": ledger.CouponDeactivated, "deactivate_request_no": no,
-				"deactivate_time": wx.WechatpayDeactivateTime, "deactivate_reason": in.DeactivateReason, "updated_at": stamp}},
-				history(in.StockID, in.CouponCode, stamp, "deactivate", no, in.DeactivateReason)},
-		}, nil
-	})
+			return body
+		},
+		check: func(cur ledger.Coupon) error {
+			if cur.State != ledger.CouponSended && !(in.DeactivateRequestNo != "" && in.DeactivateRequestNo == cur.DeactivateRequestNo) {
+				return couponState(cur, "deactivate", ledger.CouponSended)
+			}
+			return nil
+		},
+		apply: func(no string, _ []byte) (any, map[string]any, string, error) {
+			answer := map[string]string{"stock_id": in.StockID, "coupon_code": in.CouponCode, "state": ledger.CouponDeactivated,
+				"deactivate_request_no": no, "wechatpay_deactivate_time": wx.WechatpayDeactivateTime}
+			return answer, map[string]any{"state": ledger.CouponDeactivated, "deactivate_request_no": no,
+				"deactivate_time": wx.WechatpayDeactivateTime, "deactivate_reason": in.DeactivateReason}, in.DeactivateReason, nil
+		}})
 }
 
 // filterUserCoupons is GET /coupons/users/{openid}/coupons (B10). Without
