@@ -685,8 +685,9 @@ func (r *Reader) NextTrade() (*TradeRow, error) {
 	if err := r.advance(); err != nil {
 		return nil, err
 	}
+	// Every field of t is assigned below: no clearing of the whole row.
 	t := &r.trade
-	*t = TradeRow{Line: r.line}
+	t.Line = r.line
 	var err error
 	if t.Time, err = r.time(cTime, true); err != nil {
 		return nil, err

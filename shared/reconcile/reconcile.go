@@ -9,8 +9,16 @@
 // is temporary disk, about 80 bytes per entry.
 //
 // Nothing is concluded from bill rows while they are added: they are only
-// buffered. The caller verifies the bill's SHA-1 (package bill) before
-// calling Finish, which is where rows are compared, counted and reported.
+// buffered. The caller verifies the bill's SHA-1 (package bill) before it
+// adds the first ledger entry, which seals the bill side.
+//
+// The ledger is read from key-ordered day indexes, so it is joined while it
+// arrives (see AddLedger): a ledger entry in key order is matched with the
+// bill's entries of its key right away and never spilled. Only what cannot
+// be concluded yet waits for Finish: bill keys the ledger passed without
+// listing them, ledger keys the bill does not list, and ledger entries that
+// arrived out of order (all three usually few). The result is the same as
+// sorting both sides first, whatever the order of the ledger.
 package reconcile
 
 import (
@@ -77,6 +85,21 @@ type Reconciler struct {
 	scratch Entry
 	sealed  bool
 
+	// Live join state (AddLedger): the bill side's iterator and its
+	// current record, the last joined key (in gstr) and whether the bill
+	// lists it, the bill records the join passed without a ledger entry
+	// (pend, in order), and how many ledger entries arrived out of order.
+	live     bool
+	bi       recordIter
+	bcur     []byte
+	gkind    byte
+	gkey     []byte // nil before the first entry
+	gmatched bool   // the bill lists gkey
+	pend     *sorter
+	ooo      int64
+
+	ledgerCount int64
+
 	// Merge state.
 	gstr    []byte  // the strings of the group's entries
 	eb      []Entry // the group's bill entries
@@ -111,9 +134,11 @@ func New(opts Options) (*Reconciler, error) {
 	if opts.ProgressEvery <= 0 {
 		opts.ProgressEvery = 250_000
 	}
-	r := &Reconciler{opts: opts, day: day, bills: newSorter(opts.TempDir, opts.ChunkBytes), ledger: newSorter(opts.TempDir, opts.ChunkBytes)}
-	// The ledger is read from key-ordered day indexes: in-order entries
-	// skip the sort (out-of-order ones still go through it).
+	r := &Reconciler{opts: opts, day: day, bills: newSorter(opts.TempDir, opts.ChunkBytes), ledger: newSorter(opts.TempDir, opts.ChunkBytes),
+		pend: newSorter(opts.TempDir, opts.ChunkBytes)}
+	// The ledger entries that reach the sorter are the live join's
+	// unmatched keys (in order: appended to a run without sorting) and the
+	// entries that arrived out of order (sorted).
 	r.ledger.adaptive = true
 	r.sum.Date = opts.Date
 	r.sum.ByClass = map[Class]int64{}
@@ -130,27 +155,113 @@ func (r *Reconciler) AddBillRow(row *bill.TradeRow) error {
 // AddBill buffers one bill entry built by the caller.
 func (r *Reconciler) AddBill(e *Entry) error { return r.bills.add(e) }
 
-// AddLedger buffers one ledger entry. Day should be the index day the
-// entry was read from. The first call seals the bill side: a bill that
-// spilled to disk releases its memory before the ledger is read.
+// AddLedger adds one ledger entry. Day should be the index day the entry
+// was read from. The first call seals the bill side, which must have been
+// verified by then: from here on bill rows are concluded on.
+//
+// Entries are best added in (kind, key) order, as the day indexes return
+// them: an entry at or after the previous one is joined at once with the
+// bill's entries of its key (a key the bill lists is compared and reported
+// here, and a repeat of it right after as a duplicate; a key the bill does
+// not list waits for Finish). An entry before the previous one is buffered
+// and sorted, and Finish joins it with the bill keys the live join passed;
+// one that repeats a key the live join matched is reported as a duplicate
+// there. e is not retained.
 func (r *Reconciler) AddLedger(e *Entry) error {
+	if err := checkEntry(e); err != nil {
+		return err
+	}
+	r.ledgerCount++
 	if !r.sealed {
-		if err := r.bills.seal(); err != nil {
+		if err := r.startLive(); err != nil {
 			return err
 		}
-		r.sealed = true
 	}
-	return r.ledger.add(e)
+	if r.gkey != nil {
+		switch c := compareKeys(byte(e.Kind), e.Key, r.gkind, r.gkey); {
+		case c < 0:
+			r.ooo++
+			return r.ledger.add(e)
+		case c == 0 && r.gmatched:
+			r.count(1)
+			r.countLedger(e)
+			return r.emit(r.diff(Duplicate, e, SideLedger, "", "", "", 0, "the ledger lists this key twice on the day"))
+		case c == 0:
+			return r.ledger.add(e)
+		}
+	}
+	return r.join(e)
+}
+
+// startLive seals the bill side (a bill that spilled releases its memory)
+// and starts reading it in key order.
+func (r *Reconciler) startLive() error {
+	if err := r.bills.seal(); err != nil {
+		return err
+	}
+	r.sealed, r.live, r.started = true, true, time.Now()
+	var err error
+	if r.bi, err = r.bills.iterator(); err != nil {
+		return err
+	}
+	r.bcur, err = nextOrNil(r.bi)
+	return err
+}
+
+// join moves the bill past e's key (bill records before it wait in pend,
+// as they are), then classifies e with the bill entries of its key, or,
+// when the bill has none, buffers e for Finish (a repeat of its key may
+// still arrive out of order).
+func (r *Reconciler) join(e *Entry) error {
+	kind := byte(e.Kind)
+	for r.bcur != nil {
+		bk, bkey := recordKey(r.bcur)
+		if compareKeys(bk, bkey, kind, e.Key) >= 0 {
+			break
+		}
+		if err := r.pend.appendBody(r.bcur); err != nil {
+			return err
+		}
+		var err error
+		if r.bcur, err = nextOrNil(r.bi); err != nil {
+			return err
+		}
+	}
+	r.gstr, r.eb, r.el = append(r.gstr[:0], e.Key...), r.eb[:0], r.el[:0]
+	r.gkind, r.gkey = kind, r.gstr[:len(e.Key):len(e.Key)]
+	var err error
+	if r.bcur, err = r.collect(r.bi, r.bcur, kind, r.gkey, &r.eb); err != nil {
+		return err
+	}
+	r.gmatched = len(r.eb) > 0
+	if !r.gmatched {
+		return r.ledger.add(e)
+	}
+	// e is used only within this call: its strings are not copied.
+	r.el = append(r.el, *e)
+	r.count(1)
+	// A matched group looks nothing up (only bill-only keys do): no
+	// context is needed.
+	return r.group(context.Background())
+}
+
+// count advances the progress count by n merged entries.
+func (r *Reconciler) count(n int64) {
+	before := r.merged
+	r.merged += n
+	if r.opts.Progress != nil && before/r.opts.ProgressEvery != r.merged/r.opts.ProgressEvery {
+		r.opts.Progress(Progress{Merged: r.merged, Elapsed: time.Since(r.started)})
+	}
 }
 
 // BillEntries and LedgerEntries count what was added.
 func (r *Reconciler) BillEntries() int64 { return r.bills.count }
 
 // LedgerEntries counts the ledger entries added.
-func (r *Reconciler) LedgerEntries() int64 { return r.ledger.count }
+func (r *Reconciler) LedgerEntries() int64 { return r.ledgerCount }
 
 // SpilledBytes is how much went to temporary files.
-func (r *Reconciler) SpilledBytes() int64 { return r.bills.spilled + r.ledger.spilled }
+func (r *Reconciler) SpilledBytes() int64 { return r.bills.spilled + r.ledger.spilled + r.pend.spilled }
 
 // BillSummary records the trade bill's declared summary and its
 // disagreements with the rows (bill.Reader.SummaryMismatches); Finish
@@ -176,12 +287,16 @@ func (r *Reconciler) FundFlow(f *FundFlow, mismatches []bill.SummaryMismatch) {
 }
 
 // Close removes temporary files.
-func (r *Reconciler) Close() error { return errors.Join(r.bills.close(), r.ledger.close()) }
+func (r *Reconciler) Close() error {
+	return errors.Join(r.bills.close(), r.ledger.close(), r.pend.close())
+}
 
 // Finish merges both sides, sends every difference to the sink and returns
 // the summary. Call it only after the bill's hash was verified.
 func (r *Reconciler) Finish(ctx context.Context) (*Summary, error) {
-	r.started = time.Now()
+	if r.started.IsZero() {
+		r.started = time.Now()
+	}
 	for _, m := range r.sum.SummaryMismatches {
 		d := Difference{Class: BillSummary, Kind: "summary", Key: m.Column, Side: SideBill, Field: m.Bill, Detail: "the summary section disagrees with the rows"}
 		switch m.Unit {
@@ -199,11 +314,7 @@ func (r *Reconciler) Finish(ctx context.Context) (*Summary, error) {
 			return nil, err
 		}
 	}
-	bi, err := r.bills.iterator()
-	if err != nil {
-		return nil, err
-	}
-	li, err := r.ledger.iterator()
+	bi, li, matched, err := r.rest()
 	if err != nil {
 		return nil, err
 	}
@@ -243,12 +354,123 @@ func (r *Reconciler) Finish(ctx context.Context) (*Summary, error) {
 		if lcur, err = r.collect(li, lcur, kind, gk, &r.el); err != nil {
 			return nil, err
 		}
+		if len(r.eb) == 0 && matched != nil {
+			repeat, err := matched.has(kind, gk)
+			if err != nil {
+				return nil, err
+			}
+			if repeat {
+				if err := r.repeats(); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
 		if err := r.group(ctx); err != nil {
 			return nil, err
 		}
 	}
 	r.finishIdentities()
 	return &r.sum, nil
+}
+
+// rest returns what Finish merges: without a live join, both sides
+// whole; after one, the bill records it passed without a ledger entry
+// followed by those it did not reach, and the ledger entries it left (keys
+// the bill does not list, and entries that arrived out of order). matched,
+// set when some arrived out of order, tells keys the live join matched,
+// which such an entry can only repeat.
+func (r *Reconciler) rest() (bills, ledger recordIter, matched *keySet, err error) {
+	if !r.live {
+		if bills, err = r.bills.iterator(); err != nil {
+			return nil, nil, nil, err
+		}
+		ledger, err = r.ledger.iterator()
+		return bills, ledger, nil, err
+	}
+	passed, err := r.pend.iterator()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bills = &concatIter{a: passed, b: r.bi, bfirst: r.bcur, bstarted: r.bcur == nil}
+	if ledger, err = r.ledger.iterator(); err != nil {
+		return nil, nil, nil, err
+	}
+	if r.ooo > 0 {
+		all, err := r.bills.reread()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		matched = &keySet{it: all}
+	}
+	return bills, ledger, matched, nil
+}
+
+// repeats reports the group's ledger entries, whose key the live join
+// matched already, as duplicates.
+func (r *Reconciler) repeats() error {
+	for i := range r.el {
+		l := &r.el[i]
+		r.countLedger(l)
+		if err := r.emit(r.diff(Duplicate, l, SideLedger, "", "", "", 0, "the ledger lists this key twice on the day")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// concatIter yields a's records, then the current record of b (bfirst,
+// unless bstarted) and the rest of b: every key of a sorts before b's.
+type concatIter struct {
+	a, b     recordIter
+	adone    bool
+	bfirst   []byte
+	bstarted bool
+}
+
+func (c *concatIter) next() ([]byte, error) {
+	if !c.adone {
+		rec, err := c.a.next()
+		if err != io.EOF {
+			return rec, err
+		}
+		c.adone = true
+	}
+	if !c.bstarted {
+		c.bstarted = true
+		return c.bfirst, nil
+	}
+	if c.b == nil {
+		return nil, io.EOF
+	}
+	return c.b.next()
+}
+
+// keySet answers membership of ascending keys in a sorted record stream.
+type keySet struct {
+	it  recordIter
+	cur []byte
+	eof bool
+}
+
+// has reports whether the stream holds (kind, key); keys must be asked in
+// ascending order.
+func (k *keySet) has(kind byte, key []byte) (bool, error) {
+	for !k.eof {
+		if k.cur != nil {
+			ck, ckey := recordKey(k.cur)
+			if c := compareKeys(ck, ckey, kind, key); c >= 0 {
+				return c == 0, nil
+			}
+		}
+		var err error
+		if k.cur, err = k.it.next(); err == io.EOF {
+			k.eof, k.cur = true, nil
+		} else if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 func nextOrNil(it recordIter) ([]byte, error) {
@@ -271,10 +493,7 @@ func (r *Reconciler) collect(it recordIter, cur []byte, kind byte, key []byte, d
 		if err := decodeRecord(cur, &(*dst)[len(*dst)-1], &r.gstr); err != nil {
 			return nil, err
 		}
-		r.merged++
-		if r.opts.Progress != nil && r.merged%r.opts.ProgressEvery == 0 {
-			r.opts.Progress(Progress{Merged: r.merged, Elapsed: time.Since(r.started)})
-		}
+		r.count(1)
 		var err error
 		if cur, err = nextOrNil(it); err != nil {
 			return nil, err

@@ -390,6 +390,136 @@ func TestSpillMatchesMemory(t *testing.T) {
 	}
 }
 
+// TestLedgerOrderDoesNotChangeFindings: the ledger is joined while it
+// arrives when it comes in key order, and buffered when it does not; the
+// findings must be the same for any order, spilled or not, including
+// repeated ledger keys (of a matched key, of a key the bill lacks) that
+// arrive next to their first copy or long after it.
+func TestLedgerOrderDoesNotChangeFindings(t *testing.T) {
+	d := cleanDay()
+	for i := 0; i < 600; i++ {
+		no := fmt.Sprintf("Y%04d", i)
+		total := int64(100 + i%97)
+		o := ledger.Order{OutTradeNo: no, TransactionID: "44" + no, TradeType: "JSAPI", Status: ledger.TradeSuccess, Total: total,
+			PayerTotal: total, SettlementTotal: total, SuccessTime: ledger.WechatTime(at("07:00:00").Add(time.Duration(i) * time.Second))}
+		if i%11 != 0 { // every 11th is missing from the bill
+			r := billtest.Row{Time: at("07:00:00").Add(time.Duration(i) * time.Second), TransactionID: o.TransactionID, OutTradeNo: no,
+				TradeType: "JSAPI", State: "SUCCESS", Settlement: total, Total: total}
+			if i%19 == 0 {
+				r.Total++
+				r.Settlement++
+			}
+			d.rows = append(d.rows, r)
+		}
+		if i%23 != 0 { // and every 23rd is only in the bill
+			d.orders = append(d.orders, o)
+		}
+	}
+	dayNo, _ := bill.DayOf(date)
+	var entries []reconcile.Entry
+	for i := range d.orders {
+		entries = append(entries, reconcile.OrderEntry(&d.orders[i], dayNo))
+	}
+	for i := range d.refunds {
+		entries = append(entries, reconcile.RefundEntry(&d.refunds[i], dayNo))
+	}
+	for i := range d.payscore {
+		e, err := reconcile.PayScoreEntry(&d.payscore[i], dayNo)
+		must(t, err)
+		entries = append(entries, e)
+	}
+	// Repeats: of matched keys (O1, Y0001) and of keys the bill lacks
+	// (Y0011, Y0022).
+	for _, no := range []string{"O1", "Y0001", "Y0011", "Y0022"} {
+		i := slices.IndexFunc(entries, func(e reconcile.Entry) bool { return string(e.Key) == no })
+		entries = append(entries, entries[i])
+	}
+	sorted := slices.Clone(entries)
+	slices.SortStableFunc(sorted, func(a, b reconcile.Entry) int {
+		if a.Kind != b.Kind {
+			return int(a.Kind) - int(b.Kind)
+		}
+		return bytes.Compare(a.Key, b.Key)
+	})
+	reversed := slices.Clone(sorted)
+	slices.Reverse(reversed)
+	shuffled := slices.Clone(sorted)
+	for i := range shuffled {
+		j := (i * 7919) % len(shuffled)
+		shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+	}
+	// "as added": payments, refunds, then Pay Score orders (out of order,
+	// as the ledger reader's indexes come), then the repeats, long after
+	// their first copy; "key order": repeats right after it.
+	orders := map[string][]reconcile.Entry{"as added": entries, "key order": sorted, "reversed": reversed, "shuffled": shuffled}
+	key := func(x reconcile.Difference) string {
+		return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%d", x.Class, x.Kind, x.Key, x.Side, x.Field, x.Bill, x.Ledger, x.DeltaFen)
+	}
+	var want []string
+	var wantSum *reconcile.Summary
+	for _, name := range []string{"key order", "as added", "reversed", "shuffled"} {
+		for _, chunk := range []int{0, 700} {
+			res := runLedger(t, d, chunk, orders[name])
+			got := make([]string, len(res.diffs))
+			for i, x := range res.diffs {
+				got[i] = key(x)
+			}
+			slices.Sort(got)
+			if want == nil {
+				want, wantSum = got, res.sum
+				c := res.classes()
+				if c[reconcile.Duplicate] != 4 || c[reconcile.MissingInBill] == 0 || c[reconcile.MissingInLedger] == 0 || c[reconcile.AmountTotal] == 0 {
+					t.Fatalf("key order: classes %v", c)
+				}
+				continue
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s, chunk %d: %d differences, key order %d:\n%v\nwant\n%v", name, chunk, len(got), len(want), got, want)
+			}
+			if res.sum.Matched != wantSum.Matched || res.sum.Ledger != wantSum.Ledger || res.sum.Bill != wantSum.Bill ||
+				!maps.Equal(res.sum.ByClass, wantSum.ByClass) || !slices.Equal(res.sum.Identities, wantSum.Identities) {
+				t.Errorf("%s, chunk %d: summary %+v, key order %+v", name, chunk, res.sum, wantSum)
+			}
+		}
+	}
+}
+
+// runLedger reconciles d's bill against the given ledger entries, added in
+// their order.
+func runLedger(t *testing.T, d *day, chunkBytes int, entries []reconcile.Entry) result {
+	t.Helper()
+	var res result
+	rec, err := reconcile.New(reconcile.Options{Date: date, Lookup: lookupMap(d.byKey), TempDir: t.TempDir(), ChunkBytes: chunkBytes,
+		Sink: func(x reconcile.Difference) error { res.diffs = append(res.diffs, x); return nil }})
+	must(t, err)
+	defer rec.Close()
+	br, err := bill.NewReader(bytes.NewReader(billtest.Trade(d.layout, d.rows)))
+	must(t, err)
+	for {
+		row, err := br.NextTrade()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		must(t, rec.AddBillRow(row))
+	}
+	for i := range entries {
+		// A copy whose buffers are overwritten after the call: the
+		// reconciler must not keep the caller's slices.
+		e := entries[i]
+		e.Key, e.TxnID = slices.Clone(e.Key), slices.Clone(e.TxnID)
+		must(t, rec.AddLedger(&e))
+		clear(e.Key)
+		clear(e.TxnID)
+	}
+	if rec.LedgerEntries() != int64(len(entries)) {
+		t.Fatalf("LedgerEntries %d, added %d", rec.LedgerEntries(), len(entries))
+	}
+	res.sum, err = rec.Finish(context.Background())
+	must(t, err)
+	return res
+}
+
 func TestOptionsAndEntries(t *testing.T) {
 	if _, err := reconcile.New(reconcile.Options{Date: "2026-02-30"}); err == nil {
 		t.Fatal("New accepted 2026-02-30")

@@ -54,6 +54,10 @@ func recordBound(e *Entry) int {
 		5*binary.MaxVarintLen16 + len(e.TxnID) + len(e.RefundID) + len(e.OrderNo) + len(e.TradeType) + len(e.Status)
 }
 
+// maxRecordBound is recordBound of the largest entry a record holds (key
+// and strings of maxKeyLen bytes).
+const maxRecordBound = recordLenBytes + 1 + binary.MaxVarintLen16 + numLenBytes + 8*recordNums + 5*binary.MaxVarintLen16 + 6*maxKeyLen
+
 // zigzag maps small magnitudes of either sign to small unsigned numbers.
 func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
 
@@ -62,17 +66,8 @@ func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
 // appendRecord encodes e at the end of b. It grows b at most once (by
 // recordBound), so a caller that reserved that much keeps its array.
 func appendRecord(b []byte, e *Entry) ([]byte, error) {
-	if len(e.Key) == 0 || len(e.Key) > maxKeyLen {
-		return b, fmt.Errorf("%w: %s key of %d bytes (line %d)", ErrEntry, e.Kind, len(e.Key), e.Line)
-	}
-	// The OR of the lengths exceeds maxKeyLen when one of them does (and
-	// sometimes when none does): the loop runs only then.
-	if len(e.TxnID)|len(e.RefundID)|len(e.OrderNo)|len(e.TradeType)|len(e.Status) > maxKeyLen {
-		for _, s := range [...][]byte{e.TxnID, e.RefundID, e.OrderNo, e.TradeType, e.Status} {
-			if len(s) > maxKeyLen {
-				return b, fmt.Errorf("%w: %s %s: a field of %d bytes (line %d)", ErrEntry, e.Kind, e.Key, len(s), e.Line)
-			}
-		}
+	if err := checkEntry(e); err != nil {
+		return b, err
 	}
 	start, bound := len(b), recordBound(e)
 	b = slices.Grow(b, bound)
@@ -102,6 +97,32 @@ func appendRecord(b []byte, e *Entry) ([]byte, error) {
 	i = putString(p, i, e.Status)
 	binary.LittleEndian.PutUint16(p, uint16(i-recordLenBytes))
 	return b[:start+i], nil
+}
+
+// checkEntry reports an entry a record cannot hold: an empty key, or a
+// key or string longer than maxKeyLen.
+func checkEntry(e *Entry) error {
+	if len(e.Key) == 0 || len(e.Key) > maxKeyLen {
+		return fmt.Errorf("%w: %s key of %d bytes (line %d)", ErrEntry, e.Kind, len(e.Key), e.Line)
+	}
+	// The OR of the lengths exceeds maxKeyLen when one of them does (and
+	// sometimes when none does): the loop runs only then.
+	if len(e.TxnID)|len(e.RefundID)|len(e.OrderNo)|len(e.TradeType)|len(e.Status) > maxKeyLen {
+		for _, s := range [...][]byte{e.TxnID, e.RefundID, e.OrderNo, e.TradeType, e.Status} {
+			if len(s) > maxKeyLen {
+				return fmt.Errorf("%w: %s %s: a field of %d bytes (line %d)", ErrEntry, e.Kind, e.Key, len(s), e.Line)
+			}
+		}
+	}
+	return nil
+}
+
+// compareKeys orders (kind, key) pairs as records are ordered.
+func compareKeys(ka byte, a []byte, kb byte, b []byte) int {
+	if ka != kb {
+		return int(ka) - int(kb)
+	}
+	return bytes.Compare(a, b)
 }
 
 // putUvarint writes v at p[i] and returns the index after it.

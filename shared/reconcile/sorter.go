@@ -23,9 +23,11 @@ type sorter struct {
 	tmp        []sortKey        // radix sort scratch
 	counts     *[16][256]uint32 // radix sort byte counts
 	runs       []*os.File
+	reopened   []*os.File // second readers of the runs (reread)
+	sealed     bool       // the last chunk is sorted and stays in memory
 	count      int64
-	spilled    int64 // bytes written to runs
-	w          *bufio.Writer
+	spilled    int64  // bytes written to runs
+	wbuf       []byte // spill write buffer
 
 	// adaptive: entries that arrive in order (the ledger's day indexes are
 	// read in key order) are appended to one run as they come, without
@@ -90,9 +92,10 @@ func (s *sorter) add(e *Entry) error {
 		return nil
 	}
 	if need := len(s.arena) + recordBound(e); need > cap(s.arena) {
-		// Grow geometrically, but never past one chunk (plus the record
-		// that crosses it): the arena is the bulk of the memory bound.
-		c := min(max(2*cap(s.arena), 64<<10, need), s.chunkBytes+recordBound(e))
+		// Grow geometrically, but never past one chunk plus the largest
+		// record that can cross it: the arena is the bulk of the memory
+		// bound, and at that size it never grows (nor copies) again.
+		c := min(max(2*cap(s.arena), 64<<10, need), s.chunkBytes+maxRecordBound)
 		grown := make([]byte, len(s.arena), max(c, need))
 		copy(grown, s.arena)
 		s.arena = grown
@@ -107,6 +110,30 @@ func (s *sorter) add(e *Entry) error {
 	if len(s.arena) >= s.chunkBytes {
 		return s.spill()
 	}
+	return nil
+}
+
+// appendBody appends a record body that sorts at or after every body
+// appended before (the caller passes them in order) to the sorter's one
+// in-order run, as it is: no decoding, no sort.
+func (s *sorter) appendBody(body []byte) error {
+	if s.appendRun == nil {
+		f, err := os.CreateTemp(s.dir, "reconcile-run-*")
+		if err != nil {
+			return fmt.Errorf("reconcile: spill: %w", err)
+		}
+		s.appendRun, s.appendW = f, bufio.NewWriterSize(f, 256<<10)
+	}
+	var n [recordLenBytes]byte
+	binary.LittleEndian.PutUint16(n[:], uint16(len(body)))
+	if _, err := s.appendW.Write(n[:]); err != nil {
+		return fmt.Errorf("reconcile: spill: %w", err)
+	}
+	if _, err := s.appendW.Write(body); err != nil {
+		return fmt.Errorf("reconcile: spill: %w", err)
+	}
+	s.spilled += int64(len(n) + len(body))
+	s.count++
 	return nil
 }
 
@@ -204,36 +231,33 @@ func (s *sorter) spill() error {
 		return fmt.Errorf("reconcile: spill: %w", err)
 	}
 	s.runs = append(s.runs, f)
-	if s.w == nil {
-		s.w = bufio.NewWriterSize(f, 256<<10)
+	if s.wbuf == nil {
+		s.wbuf = make([]byte, 0, 256<<10)
 	}
-	w := s.w
-	w.Reset(f)
+	buf := s.wbuf[:0]
 	for _, k := range s.offs {
 		_, n := recordBody(s.arena[k.off:])
-		if _, err := w.Write(s.arena[k.off : int(k.off)+n]); err != nil {
-			return fmt.Errorf("reconcile: spill: %w", err)
+		if len(buf)+n > cap(buf) {
+			if _, err := f.Write(buf); err != nil {
+				return fmt.Errorf("reconcile: spill: %w", err)
+			}
+			buf = buf[:0]
 		}
-		s.spilled += int64(n)
+		buf = append(buf, s.arena[k.off:int(k.off)+n]...)
 	}
-	if err := w.Flush(); err != nil {
+	if _, err := f.Write(buf); err != nil {
 		return fmt.Errorf("reconcile: spill: %w", err)
 	}
+	s.spilled += int64(len(s.arena))
 	s.arena, s.offs = s.arena[:0], s.offs[:0]
 	return nil
 }
 
-// seal ends the adding phase early: when the side has spilled already, its
-// last partial chunk is spilled too and the arena released, so that it
-// holds no memory while the other side is read.
+// seal ends the adding phase. The last chunk stays in memory, sorted:
+// the iterators merge it with the runs instead of writing and reading it.
 func (s *sorter) seal() error {
-	if len(s.runs) == 0 {
-		return nil
-	}
-	if err := s.spill(); err != nil {
-		return err
-	}
-	s.arena, s.offs, s.tmp = nil, nil, nil
+	s.sortChunk()
+	s.sealed, s.tmp = true, nil
 	return nil
 }
 
@@ -246,20 +270,36 @@ func (s *sorter) iterator() (recordIter, error) {
 		s.runs = append(s.runs, s.appendRun)
 		s.appendRun, s.appendW = nil, nil
 	}
+	if !s.sealed {
+		if err := s.seal(); err != nil {
+			return nil, err
+		}
+	}
 	if len(s.runs) == 0 {
-		s.sortChunk()
 		return &memIter{s: s}, nil
 	}
-	if err := s.spill(); err != nil {
-		return nil, err
-	}
-	s.arena, s.offs, s.tmp = nil, nil, nil // the runs hold everything now
-	m := &mergeIter{}
-	for _, f := range s.runs {
+	files := make([]*os.File, len(s.runs))
+	for i, f := range s.runs {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, fmt.Errorf("reconcile: rewind run: %w", err)
 		}
-		c := &runCursor{r: bufio.NewReaderSize(f, 64<<10)}
+		files[i] = f
+	}
+	return s.merge(files, 64<<10)
+}
+
+// merge returns a merge of the runs read from files and the sorted chunk
+// in memory.
+func (s *sorter) merge(files []*os.File, bufSize int) (recordIter, error) {
+	m := &mergeIter{}
+	cursors := make([]*runCursor, 0, len(files)+1)
+	for _, f := range files {
+		cursors = append(cursors, &runCursor{r: bufio.NewReaderSize(f, bufSize)})
+	}
+	if len(s.offs) > 0 {
+		cursors = append(cursors, &runCursor{mem: s})
+	}
+	for _, c := range cursors {
 		ok, err := c.next()
 		if err != nil {
 			return nil, err
@@ -272,9 +312,32 @@ func (s *sorter) iterator() (recordIter, error) {
 	return m, nil
 }
 
+// reread returns a second iterator over the entries, independent of the
+// one iterator returned (which may still be in use): the runs are opened
+// again. It must follow iterator.
+func (s *sorter) reread() (recordIter, error) {
+	if len(s.runs) == 0 {
+		return &memIter{s: s}, nil
+	}
+	files := make([]*os.File, len(s.runs))
+	for i, run := range s.runs {
+		f, err := os.Open(run.Name())
+		if err != nil {
+			return nil, fmt.Errorf("reconcile: reopen run: %w", err)
+		}
+		s.reopened = append(s.reopened, f)
+		files[i] = f
+	}
+	return s.merge(files, 16<<10)
+}
+
 // close removes the runs.
 func (s *sorter) close() error {
 	var errs []error
+	for _, f := range s.reopened {
+		errs = append(errs, f.Close())
+	}
+	s.reopened = nil
 	if s.appendRun != nil {
 		s.runs = append(s.runs, s.appendRun)
 		s.appendRun = nil
@@ -306,16 +369,28 @@ func (m *memIter) next() ([]byte, error) {
 	return b, nil
 }
 
-// runCursor reads one run. The current record is a slice of the bufio
-// buffer itself (Peek), valid until the cursor advances: no copy.
+// runCursor reads one run, or with mem set the sorted chunk in memory.
+// The current record is a slice of the bufio buffer itself (Peek), or of
+// the arena, valid until the cursor advances: no copy.
 type runCursor struct {
 	r    *bufio.Reader
 	cur  []byte
 	key  sortKey // prefix of cur's sort key (off unused)
 	skip int     // bytes of the current record still in the buffer
+	mem  *sorter
+	i    int
 }
 
 func (c *runCursor) next() (bool, error) {
+	if c.mem != nil {
+		if c.i >= len(c.mem.offs) {
+			return false, nil
+		}
+		c.key = c.mem.offs[c.i]
+		c.cur = c.mem.body(c.key.off)
+		c.i++
+		return true, nil
+	}
 	if c.skip > 0 {
 		if _, err := c.r.Discard(c.skip); err != nil {
 			return false, fmt.Errorf("reconcile: read run: %w", err)
