@@ -260,6 +260,10 @@ func (r *Reconciler) BillEntries() int64 { return r.bills.count }
 // LedgerEntries counts the ledger entries added.
 func (r *Reconciler) LedgerEntries() int64 { return r.ledgerCount }
 
+// LedgerOutOfOrder counts the ledger entries that arrived before the
+// previous one in key order (buffered and sorted instead of joined).
+func (r *Reconciler) LedgerOutOfOrder() int64 { return r.ooo }
+
 // SpilledBytes is how much went to temporary files.
 func (r *Reconciler) SpilledBytes() int64 { return r.bills.spilled + r.ledger.spilled + r.pend.spilled }
 

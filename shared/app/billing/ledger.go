@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ type LedgerStats struct {
 	Queries int            `json:"queries"` // paged Query calls on the day indexes
 	Gets    int            `json:"gets"`    // GetItem calls of lookups by key
 	Items   map[string]int `json:"items"`   // entries read, by day-index kind
+	// OutOfOrder counts entries that reached the reconciler out of key
+	// order (buffered instead of joined as they came): 0 when the indexes
+	// sort as DynamoDB sorts them.
+	OutOfOrder int64 `json:"out_of_order"`
 }
 
 // LedgerReader reads the ledger side of a day: paged Queries on the day
@@ -58,7 +63,11 @@ type LedgerReader struct {
 	Stats    LedgerStats
 }
 
-// Load adds every entry of the day's indexes to rec.
+// Load adds every entry of the day's indexes to rec, in key order: the
+// reconciler joins entries that arrive in key order while they arrive.
+// Each index is read in key order (its sort key is the business key);
+// payments and Pay Score orders share the charge key space, so their two
+// indexes are merged page by page, and refunds follow.
 func (l *LedgerReader) Load(ctx context.Context, date string, rec *reconcile.Reconciler) error {
 	day, ok := bill.DayOf(date)
 	if !ok {
@@ -71,57 +80,105 @@ func (l *LedgerReader) Load(ctx context.Context, date string, rec *reconcile.Rec
 	if page <= 0 {
 		page = 500
 	}
-	for _, kind := range DayKinds() {
-		cursor := ""
-		for {
-			q := store.Query{Index: true, PK: ledger.DayIndex(kind, date), Limit: page, Cursor: cursor}
-			var err error
-			switch kind {
-			case DayKindPay:
-				var rows []orderRow
-				if cursor, err = l.Store.Query(ctx, q, &rows); err == nil {
-					for i := range rows {
-						e := reconcile.OrderEntry(&rows[i].Order, day)
-						if err = rec.AddLedger(&e); err != nil {
-							break
-						}
-					}
-					l.Stats.Items[kind] += len(rows)
-				}
-			case DayKindPayScore:
-				var rows []payScoreRow
-				if cursor, err = l.Store.Query(ctx, q, &rows); err == nil {
-					for i := range rows {
-						var e reconcile.Entry
-						if e, err = reconcile.PayScoreEntry(&rows[i].PayScoreOrder, day); err != nil {
-							break
-						}
-						if err = rec.AddLedger(&e); err != nil {
-							break
-						}
-					}
-					l.Stats.Items[kind] += len(rows)
-				}
-			case DayKindRefund:
-				var rows []refundRow
-				if cursor, err = l.Store.Query(ctx, q, &rows); err == nil {
-					for i := range rows {
-						e := reconcile.RefundEntry(&rows[i].RefundRecord, day)
-						if err = rec.AddLedger(&e); err != nil {
-							break
-						}
-					}
-					l.Stats.Items[kind] += len(rows)
-				}
-			}
-			l.Stats.Queries++
-			if err != nil {
-				return fmt.Errorf("billing: read ledger %s: %w", ledger.DayIndex(kind, date), err)
-			}
-			if cursor == "" {
-				break
-			}
+	open := func(kind string) *dayStream {
+		return &dayStream{l: l, kind: kind, date: date, day: day, page: page}
+	}
+	pay, payScore, refunds := open(DayKindPay), open(DayKindPayScore), open(DayKindRefund)
+	for {
+		a, err := pay.peek(ctx)
+		if err != nil {
+			return err
 		}
+		b, err := payScore.peek(ctx)
+		if err != nil {
+			return err
+		}
+		next := pay
+		switch {
+		case a == nil && b == nil:
+			next = refunds
+		case a == nil, b != nil && bytes.Compare(b.Key, a.Key) < 0:
+			next = payScore
+		}
+		e, err := next.peek(ctx)
+		if err != nil {
+			return err
+		}
+		if e == nil {
+			l.Stats.OutOfOrder = rec.LedgerOutOfOrder()
+			return nil
+		}
+		if err := rec.AddLedger(e); err != nil {
+			return err
+		}
+		next.i++
+	}
+}
+
+// dayStream reads one day index page by page, in key order.
+type dayStream struct {
+	l       *LedgerReader
+	kind    string
+	date    string
+	day     int64
+	page    int32
+	entries []reconcile.Entry
+	i       int
+	cursor  string
+	started bool
+}
+
+// peek returns the current entry, reading the next page when the current
+// one is used up; nil at the end of the index.
+func (s *dayStream) peek(ctx context.Context) (*reconcile.Entry, error) {
+	for s.i >= len(s.entries) {
+		if s.started && s.cursor == "" {
+			return nil, nil
+		}
+		if err := s.read(ctx); err != nil {
+			return nil, fmt.Errorf("billing: read ledger %s: %w", ledger.DayIndex(s.kind, s.date), err)
+		}
+	}
+	return &s.entries[s.i], nil
+}
+
+func (s *dayStream) read(ctx context.Context) error {
+	q := store.Query{Index: true, PK: ledger.DayIndex(s.kind, s.date), Limit: s.page, Cursor: s.cursor}
+	s.started, s.entries, s.i = true, s.entries[:0], 0
+	s.l.Stats.Queries++
+	var err error
+	switch s.kind {
+	case DayKindPay:
+		var rows []orderRow
+		if s.cursor, err = s.l.Store.Query(ctx, q, &rows); err != nil {
+			return err
+		}
+		for i := range rows {
+			s.entries = append(s.entries, reconcile.OrderEntry(&rows[i].Order, s.day))
+		}
+		s.l.Stats.Items[s.kind] += len(rows)
+	case DayKindPayScore:
+		var rows []payScoreRow
+		if s.cursor, err = s.l.Store.Query(ctx, q, &rows); err != nil {
+			return err
+		}
+		for i := range rows {
+			e, err := reconcile.PayScoreEntry(&rows[i].PayScoreOrder, s.day)
+			if err != nil {
+				return err
+			}
+			s.entries = append(s.entries, e)
+		}
+		s.l.Stats.Items[s.kind] += len(rows)
+	case DayKindRefund:
+		var rows []refundRow
+		if s.cursor, err = s.l.Store.Query(ctx, q, &rows); err != nil {
+			return err
+		}
+		for i := range rows {
+			s.entries = append(s.entries, reconcile.RefundEntry(&rows[i].RefundRecord, s.day))
+		}
+		s.l.Stats.Items[s.kind] += len(rows)
 	}
 	return nil
 }

@@ -97,6 +97,12 @@ func TestCleanDayReconcilesWithNoDifferences(t *testing.T) {
 	if q, g := w.calls.Count("Query"), w.calls.Count("GetItem"); q != 5 || g != 0 || rec.Ledger.Queries != 5 || rec.Ledger.Gets != 0 {
 		t.Fatalf("ledger reads: %d Query, %d GetItem (stats %+v); want 5 paged Queries and no GetItem", q, g, rec.Ledger)
 	}
+	// The payment and Pay Score indexes were merged (ORDER-PS-1 sorts
+	// between the payments' keys): every entry reached the reconciler in
+	// key order and was joined as it came.
+	if rec.Ledger.OutOfOrder != 0 || rec.Ledger.Items[billing.DayKindPayScore] != 1 {
+		t.Fatalf("ledger stats %+v: want every entry in key order", rec.Ledger)
+	}
 	// GET answers the stored record.
 	status, body := w.invoke(http.MethodGet, "/billing/reconciliations/"+w.date, w.date, "")
 	if status != http.StatusOK || body["status"] != billing.StatusDone || body["summary"] == nil || body["first_differences"] != nil || body["differences"] != float64(0) {
@@ -155,7 +161,9 @@ func TestDiscrepanciesThroughThePipeline(t *testing.T) {
 			set(w, ledger.OrderKey("ORDER-PLAIN"), "transaction_id", "4200000000000000000000000000")
 		},
 			map[reconcile.Class]int{reconcile.ReferenceMismatch: 1}, 0},
-		{"pay score order id", func(w *world) { set(w, ledger.PayScoreOrderKey("PSO-1"), "order_id", "1000000000201911060000000000") },
+		{"pay score order id", func(w *world) {
+			set(w, ledger.PayScoreOrderKey("ORDER-PS-1"), "order_id", "1000000000201911060000000000")
+		},
 			map[reconcile.Class]int{reconcile.ReferenceMismatch: 1}, 0},
 		{"duplicate bill row", func(w *world) {
 			must(t, w.sim.SetBillFault(wxpaysim.BillFault{Kind: wxpaysim.KindBillDuplicateRow, Bill: "tradebill"}))

@@ -255,7 +255,7 @@ func (w *world) cleanDay() {
 	w.refund(b, "REFUND-NOCASH-1", 5000)
 	w.refund(c, "REFUND-BOTH-1", 1000)
 	w.refund(c, "REFUND-BOTH-2", 333)
-	w.deduct("PSO-1", "1000000000201911061234567890", 3000)
+	w.deduct("ORDER-PS-1", "1000000000201911061234567890", 3000)
 }
 
 // invoke calls the handler with an HTTP API event.
