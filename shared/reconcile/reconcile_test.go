@@ -493,16 +493,7 @@ func runLedger(t *testing.T, d *day, chunkBytes int, entries []reconcile.Entry) 
 		Sink: func(x reconcile.Difference) error { res.diffs = append(res.diffs, x); return nil }})
 	must(t, err)
 	defer rec.Close()
-	br, err := bill.NewReader(bytes.NewReader(billtest.Trade(d.layout, d.rows)))
-	must(t, err)
-	for {
-		row, err := br.NextTrade()
-		if err == io.EOF {
-			break
-		}
-		must(t, err)
-		must(t, rec.AddBillRow(row))
-	}
+	addBill(t, rec, billtest.Trade(d.layout, d.rows))
 	for i := range entries {
 		// A copy whose buffers are overwritten after the call: the
 		// reconciler must not keep the caller's slices.
@@ -559,21 +550,26 @@ func TestNoLedgerValidatesTheBillAlone(t *testing.T) {
 	rec, err := reconcile.New(reconcile.Options{Date: date, NoLedger: true, TempDir: t.TempDir()})
 	must(t, err)
 	defer rec.Close()
-	text := billtest.Trade(billtest.NoPrepaid, d.rows)
-	br, err := bill.NewReader(bytes.NewReader(text))
-	must(t, err)
-	for {
-		row, err := br.NextTrade()
-		if err == io.EOF {
-			break
-		}
-		must(t, err)
-		must(t, rec.AddBillRow(row))
-	}
+	addBill(t, rec, billtest.Trade(billtest.NoPrepaid, d.rows))
 	sum, err := rec.Finish(context.Background())
 	must(t, err)
 	want := map[reconcile.Class]int64{reconcile.Duplicate: 1, reconcile.BillIdentity: 1}
 	if !maps.Equal(sum.ByClass, want) || sum.Matched != 0 || sum.Bill.Charges != 7 {
 		t.Fatalf("bill-only validation: %v, matched %d, bill %+v", sum.ByClass, sum.Matched, sum.Bill)
+	}
+}
+
+// addBill adds every row of a trade bill's text to rec.
+func addBill(t *testing.T, rec *reconcile.Reconciler, text []byte) {
+	t.Helper()
+	br, err := bill.NewReader(bytes.NewReader(text))
+	must(t, err)
+	for {
+		row, err := br.NextTrade()
+		if err == io.EOF {
+			return
+		}
+		must(t, err)
+		must(t, rec.AddBillRow(row))
 	}
 }
