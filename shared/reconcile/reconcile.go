@@ -6,7 +6,7 @@
 // bounded memory (chunks sorted in RAM, spilled to temporary files beyond
 // Options.ChunkBytes, merged back) and joined by a single merge. Memory is
 // therefore independent of the size of either side: what grows with the day
-// is temporary disk, about 80 bytes per entry.
+// is temporary disk, about 60 bytes per entry.
 //
 // Nothing is concluded from bill rows while they are added: they are only
 // buffered. The caller verifies the bill's SHA-1 (package bill) before it

@@ -22,6 +22,44 @@ func sampleEntries() []Entry {
 			OrderNo: []byte("1000"), TradeType: []byte(""), Status: []byte(StatusProcessing)},
 		{Kind: Refund, Key: bytes.Repeat([]byte("é"), maxKeyLen/2), TxnID: bytes.Repeat([]byte("9"), maxKeyLen),
 			RefundID: bytes.Repeat([]byte("x"), maxKeyLen), OrderNo: []byte("12a4"), Status: []byte("SUCCES")},
+		// Digit strings around the packing limits: odd and even counts,
+		// the shortest and longest packed, and one digit too many.
+		{Kind: Charge, Key: []byte("d"), TxnID: []byte("123456789"), RefundID: []byte("00000000"), OrderNo: []byte("1234567"),
+			TradeType: []byte("AUTH"), Status: []byte("REFUND")},
+		{Kind: Refund, Key: []byte("e"), TxnID: bytes.Repeat([]byte("0123456789"), 7)[:maxPacked], RefundID: bytes.Repeat([]byte("5"), maxPacked+1),
+			OrderNo: []byte("9876543210987654321x"), TradeType: []byte("jsapi"), Status: []byte("PROCESSING ")},
+	}
+}
+
+// TestCommonValues: commonIndex inverts commonValue, and the codes fit
+// their head bytes.
+func TestCommonValues(t *testing.T) {
+	n := 0
+	for c := 0; c < 256; c++ {
+		v, ok := commonValue(c)
+		if !ok {
+			continue
+		}
+		n++
+		if got := commonIndex([]byte(v)); got != c || c >= headDigits-headCommon {
+			t.Fatalf("commonValue(%d) = %q, commonIndex of it = %d", c, v, got)
+		}
+	}
+	if n < 10 || commonIndex([]byte("SUCCESS ")) != -1 || commonIndex(nil) != -1 {
+		t.Fatalf("%d common values", n)
+	}
+}
+
+// TestRecordSize: a typical charge takes about 60 bytes: its ids are
+// packed, its status and trade type one byte each.
+func TestRecordSize(t *testing.T) {
+	e := sampleEntries()[0]
+	rec, err := appendRecord(nil, &e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec) > 62 {
+		t.Fatalf("%d bytes", len(rec))
 	}
 }
 
