@@ -53,6 +53,10 @@ const (
 	FlagOrderRefund
 )
 
+// flagCheck marks a bill entry checkIdentity reports on (it contradicts
+// itself, or its day is not the bill date); set when it is added.
+const flagCheck Flags = 1 << 15
+
 // Statuses, normalised on both sides.
 const (
 	StatusSuccess    = "SUCCESS"    // paid / refunded

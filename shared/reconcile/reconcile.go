@@ -100,6 +100,14 @@ type Reconciler struct {
 
 	ledgerCount int64
 
+	// joinFast's state: the ledger entry's compare block, the bill record
+	// it matched, how many pairs it matched; noFast turns it off (tests
+	// compare the two paths).
+	lblock    []byte
+	fastRec   []byte
+	fastJoins int64
+	noFast    bool
+
 	// Merge state.
 	gstr    []byte  // the strings of the group's entries
 	eb      []Entry // the group's bill entries
@@ -146,14 +154,32 @@ func New(opts Options) (*Reconciler, error) {
 }
 
 // AddBillRow buffers one trade-bill row (nothing is concluded from it until
-// Finish).
+// the ledger arrives).
 func (r *Reconciler) AddBillRow(row *bill.TradeRow) error {
 	FromTradeRow(row, &r.scratch)
-	return r.bills.add(&r.scratch)
+	return r.addBill(&r.scratch)
 }
 
 // AddBill buffers one bill entry built by the caller.
-func (r *Reconciler) AddBill(e *Entry) error { return r.bills.add(e) }
+func (r *Reconciler) AddBill(e *Entry) error {
+	r.scratch = *e
+	return r.addBill(&r.scratch)
+}
+
+// addBill buffers a bill entry, marked flagCheck when checkIdentity will
+// have something to report about it, and adds it to the bill totals and
+// the hourly chart (sums, not findings: those wait for the ledger).
+func (r *Reconciler) addBill(e *Entry) error {
+	e.Flags &^= flagCheck
+	if e.Day != r.day || identityProblem(e) != "" {
+		e.Flags |= flagCheck
+	}
+	if err := r.bills.add(e); err != nil {
+		return err
+	}
+	r.countBill(e)
+	return nil
+}
 
 // AddLedger adds one ledger entry. Day should be the index day the entry
 // was read from. The first call seals the bill side, which must have been
@@ -229,6 +255,9 @@ func (r *Reconciler) join(e *Entry) error {
 	}
 	r.gstr, r.eb, r.el = append(r.gstr[:0], e.Key...), r.eb[:0], r.el[:0]
 	r.gkind, r.gkey = kind, r.gstr[:len(e.Key):len(e.Key)]
+	if done, err := r.joinFast(e); done || err != nil {
+		return err
+	}
 	var err error
 	if r.bcur, err = r.collect(r.bi, r.bcur, kind, r.gkey, &r.eb); err != nil {
 		return err
@@ -243,6 +272,62 @@ func (r *Reconciler) join(e *Entry) error {
 	// A matched group looks nothing up (only bill-only keys do): no
 	// context is needed.
 	return r.group(context.Background())
+}
+
+// joinFast matches e with the bill's record of its key without decoding
+// the record, when that is the key's only record, nothing is to be
+// reported about it alone (flagCheck, an invalid attach), and it holds
+// e's compare block and trade type: equal values encode to equal bytes,
+// so the pair agrees on every field compare looks at, and compare would
+// report nothing. Most of a clean day's rows take this path. It reports
+// false when the general path must classify e; if it read past the record
+// by then, the record is decoded into r.eb and r.bcur is the next one.
+func (r *Reconciler) joinFast(e *Entry) (bool, error) {
+	if r.bcur == nil || r.noFast {
+		return false, nil
+	}
+	kind := byte(e.Kind)
+	if bk, bkey := recordKey(r.bcur); bk != kind || !bytes.Equal(bkey, e.Key) {
+		return false, nil
+	}
+	flags, block, tradeType, ok := recordCompareParts(r.bcur)
+	if !ok || flags&(flagCheck|FlagAttachInvalid) != 0 {
+		return false, nil
+	}
+	r.lblock = appendCompareBlock(r.lblock[:0], e)
+	if !bytes.Equal(block, r.lblock) {
+		return false, nil
+	}
+	// compare checks trade types only when both sides have one.
+	if len(e.TradeType) > 0 && tradeType[0] != 0 {
+		r.lblock = appendString(r.lblock[:0], e.TradeType)
+		if !bytes.Equal(tradeType, r.lblock) {
+			return false, nil
+		}
+	}
+	// The key's only record? It is kept while the iterator moves on.
+	r.fastRec = append(r.fastRec[:0], r.bcur...)
+	next, err := nextOrNil(r.bi)
+	if err != nil {
+		return false, err
+	}
+	r.bcur = next
+	if next != nil {
+		if nk, nkey := recordKey(next); nk == kind && bytes.Equal(nkey, e.Key) {
+			r.eb = append(r.eb, Entry{})
+			r.count(1)
+			return false, decodeRecord(r.fastRec, &r.eb[len(r.eb)-1], &r.gstr)
+		}
+	}
+	r.gmatched = true
+	r.fastJoins++
+	r.count(2)
+	r.sum.Matched++
+	r.countLedger(e)
+	if e.Kind == Charge {
+		r.sum.matchedCharges.add(e, e) // the bill's amounts are e's
+	}
+	return true, nil
 }
 
 // count advances the progress count by n merged entries.
@@ -511,10 +596,10 @@ func (r *Reconciler) group(ctx context.Context) error {
 	bills, ledger := r.eb, r.el
 	slices.SortFunc(bills, func(a, b Entry) int { return int(a.Line - b.Line) })
 	for i := range bills {
-		b := &bills[i]
-		r.countBill(b)
-		if err := r.checkIdentity(b); err != nil {
-			return err
+		if b := &bills[i]; b.Flags&flagCheck != 0 {
+			if err := r.checkIdentity(b); err != nil {
+				return err
+			}
 		}
 	}
 	for i := range ledger {
@@ -637,6 +722,20 @@ func (r *Reconciler) countLedger(e *Entry) {
 // checkIdentity reports bill rows that contradict themselves, and rows
 // whose time falls outside the bill date.
 func (r *Reconciler) checkIdentity(b *Entry) error {
+	if problem := identityProblem(b); problem != "" {
+		if err := r.emit(r.diff(BillIdentity, b, SideBill, "", "", "", 0, problem)); err != nil {
+			return err
+		}
+	}
+	if b.Day != r.day {
+		return r.emit(r.diff(CrossDay, b, SideBill, "time", bill.FormatTime(b.Time), "", 0,
+			fmt.Sprintf("the %s bill lists a %s made on %s", r.opts.Date, b.Kind, bill.FormatDay(b.Day))))
+	}
+	return nil
+}
+
+// identityProblem describes how a bill entry contradicts itself, or is "".
+func identityProblem(b *Entry) string {
 	var problem string
 	if b.Kind == Charge {
 		switch {
@@ -659,16 +758,7 @@ func (r *Reconciler) checkIdentity(b *Entry) error {
 			problem = "充值券退款金额 exceeds 退款金额"
 		}
 	}
-	if problem != "" {
-		if err := r.emit(r.diff(BillIdentity, b, SideBill, "", "", "", 0, problem)); err != nil {
-			return err
-		}
-	}
-	if b.Day != r.day {
-		return r.emit(r.diff(CrossDay, b, SideBill, "time", bill.FormatTime(b.Time), "", 0,
-			fmt.Sprintf("the %s bill lists a %s made on %s", r.opts.Date, b.Kind, bill.FormatDay(b.Day))))
-	}
-	return nil
+	return problem
 }
 
 func (r *Reconciler) ledgerOnly(l *Entry) error {

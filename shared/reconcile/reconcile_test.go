@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -96,8 +97,9 @@ func (m lookupMap) Find(_ context.Context, kind reconcile.Kind, key string) (*re
 }
 
 type result struct {
-	sum   *reconcile.Summary
-	diffs []reconcile.Difference
+	sum       *reconcile.Summary
+	diffs     []reconcile.Difference
+	fastJoins int64 // pairs matched by the live join's fast path
 }
 
 func (r result) classes() map[reconcile.Class]int {
@@ -108,7 +110,21 @@ func (r result) classes() map[reconcile.Class]int {
 	return out
 }
 
+// run reconciles d and returns the findings. It runs the day twice, with
+// the live join's fast path and without it, and fails unless both give the
+// same differences and summary: every test of a finding is also a test
+// that the fast path changes nothing.
 func run(t *testing.T, d *day, chunkBytes int) result {
+	t.Helper()
+	res := runOnce(t, d, chunkBytes, true)
+	slow := runOnce(t, d, chunkBytes, false)
+	if !reflect.DeepEqual(res.diffs, slow.diffs) || !reflect.DeepEqual(res.sum, slow.sum) {
+		t.Fatalf("the fast path changes the findings:\nfast %+v\n%+v\nslow %+v\n%+v", res.diffs, res.sum, slow.diffs, slow.sum)
+	}
+	return res
+}
+
+func runOnce(t *testing.T, d *day, chunkBytes int, fast bool) result {
 	t.Helper()
 	dayNo, _ := bill.DayOf(date)
 	var res result
@@ -118,6 +134,9 @@ func run(t *testing.T, d *day, chunkBytes int) result {
 		t.Fatal(err)
 	}
 	defer rec.Close()
+	if !fast {
+		reconcile.DisableFastJoin(rec)
+	}
 	var b bytes.Buffer
 	w := billtest.NewWriter(&b, d.layout, true)
 	for _, r := range d.rows {
@@ -163,6 +182,7 @@ func run(t *testing.T, d *day, chunkBytes int) result {
 	if err != nil {
 		t.Fatal(err)
 	}
+	res.fastJoins = reconcile.FastJoins(rec)
 	return res
 }
 
@@ -183,6 +203,11 @@ func TestCleanDayHasNoDifferences(t *testing.T) {
 			s := res.sum
 			if s.Matched != 8 || s.Bill.Charges != 6 || s.Bill.Refunds != 2 || s.Bill.PayScoreCharges != 1 || s.Ledger.PayScoreCharges != 2 {
 				t.Fatalf("summary %+v", s)
+			}
+			// The fast path matches the pairs that need no report of
+			// their own; the rest take the general path.
+			if res.fastJoins < 4 || res.fastJoins > s.Matched {
+				t.Fatalf("%d of %d pairs matched by the fast path", res.fastJoins, s.Matched)
 			}
 			// Bill and ledger sums agree field by field.
 			want := reconcile.SideTotals{Charges: 6, ChargeTotal: 10000 + 10000 + 2000 + 1 + 3000 + 2500, ChargeCoupon: 500 + 1000 + 500,

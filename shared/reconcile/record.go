@@ -14,27 +14,33 @@ import (
 // Records are how entries are buffered, sorted and spilled. Every bill row
 // and every ledger entry is encoded once, copied into a run, written to
 // disk, read back and decoded, so their size and their coding speed are
-// what the sort costs. Numbers take the bytes they need (about 55 bytes
-// for a typical charge, against some 150 with fixed-width fields), in a
-// way that decodes without per-byte loops: a nibble per number gives its
-// length, and the number is one masked word load. Strings stay raw, a
-// single copy each way. The sort key comes first, where a comparison reads
-// it without decoding anything else.
+// what the sort costs. Numbers take the bytes they need, in a way that
+// decodes without per-byte loops: a nibble per number gives its length,
+// and the number is one masked word load. Strings are a head byte and
+// what it announces (see putString): raw bytes, one of a few common values
+// (SUCCESS, JSAPI...) as that byte alone, or digits packed two per byte
+// (transaction and refund ids: 28 and 29-32 digits). A typical charge
+// takes about 60 bytes.
 //
 // A record is a u16 little-endian length followed by the body:
 //
-//	kind u8 | uvarint key length | key |
-//	5 bytes: the byte lengths (0-8) of the ten numbers below, a nibble each |
-//	10 numbers, little-endian in as many bytes as they need: flags, then
-//	  zigzag time, day − bill.DayNumber(time), total, payer, settlement,
-//	  coupon, nocash, fee, line |
-//	5 strings: txn, refund id, order no, trade type, status, each a head
-//	  byte and what it announces (see putString): raw bytes, one of a few
-//	  common values (SUCCESS, JSAPI...), or digits packed two per byte.
+//	kind u8 | uvarint key length | key | uvarint flags |
+//	u16 little-endian length of the compare block |
+//	compare block:
+//	  3 bytes: the byte lengths (0-8) of its five numbers, a nibble each |
+//	  zigzag total, payer, settlement, coupon, nocash, little-endian in
+//	  as many bytes as they need |
+//	  txn, refund id, order no, status: strings |
+//	trade type: a string |
+//	2 bytes: the byte lengths of four numbers |
+//	zigzag time, day − bill.DayNumber(time), fee, line.
 //
-// Transaction and refund ids are digits (28 and 29-32 of them): packed,
-// they take half the bytes, which shortens every copy, spill and read of
-// the bill side (a charge went from about 86 to about 60 bytes).
+// The sort key comes first, where a comparison reads it without decoding
+// anything else. The compare block holds what a bill row and its ledger
+// entry must agree on, in a canonical form (equal values, equal bytes):
+// the live join encodes a ledger entry's block (appendCompareBlock) and
+// when the bill's record holds the same bytes, the pair agrees without
+// decoding the record (see Reconciler.joinFast).
 //
 // Day is stored relative to the day of Time, which is what it is on the
 // bill side and for nearly every ledger entry: no byte at all. Runs live
@@ -45,23 +51,29 @@ import (
 // below 64 KiB: the key and each string are at most maxKeyLen bytes.
 const recordLenBytes = 2
 
-// recordNums is how many numbers a record holds; numLenBytes the bytes of
-// their lengths.
+// blockNums and restNums are the numbers of the compare block and of the
+// rest of the record.
 const (
-	recordNums  = 10
-	numLenBytes = recordNums / 2
+	blockNums = 5
+	restNums  = 4
 )
 
-// recordBound is an upper bound of e's encoded size, length included. The
-// numbers count 8 bytes each: they are written as whole words.
+// compareBlockBound bounds e's compare block. Numbers count 8 bytes each:
+// they are written as whole words.
+func compareBlockBound(e *Entry) int {
+	return (blockNums+1)/2 + 8*blockNums + 4*stringHeadBytes + len(e.TxnID) + len(e.RefundID) + len(e.OrderNo) + len(e.Status)
+}
+
+// recordBound is an upper bound of e's encoded size, length included.
 func recordBound(e *Entry) int {
-	return recordLenBytes + 1 + binary.MaxVarintLen16 + len(e.Key) + numLenBytes + 8*recordNums +
-		5*stringHeadBytes + len(e.TxnID) + len(e.RefundID) + len(e.OrderNo) + len(e.TradeType) + len(e.Status)
+	return recordLenBytes + 1 + binary.MaxVarintLen16 + len(e.Key) + binary.MaxVarintLen16 + 2 + compareBlockBound(e) +
+		stringHeadBytes + len(e.TradeType) + (restNums+1)/2 + 8*restNums
 }
 
 // maxRecordBound is recordBound of the largest entry a record holds (key
 // and strings of maxKeyLen bytes).
-const maxRecordBound = recordLenBytes + 1 + binary.MaxVarintLen16 + numLenBytes + 8*recordNums + 5*stringHeadBytes + 6*maxKeyLen
+const maxRecordBound = recordLenBytes + 1 + binary.MaxVarintLen16 + binary.MaxVarintLen16 + 2 + (blockNums+1)/2 + 8*blockNums +
+	(restNums+1)/2 + 8*restNums + 5*stringHeadBytes + 6*maxKeyLen
 
 // zigzag maps small magnitudes of either sign to small unsigned numbers.
 func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
@@ -80,28 +92,84 @@ func appendRecord(b []byte, e *Entry) ([]byte, error) {
 	p[2] = byte(e.Kind)
 	i := putUvarint(p, 3, uint64(len(e.Key)))
 	i += copy(p[i:], e.Key)
+	i = putUvarint(p, i, uint64(e.Flags))
+	blockAt := i
+	i = putCompareBlock(p, i+2, e)
+	binary.LittleEndian.PutUint16(p[blockAt:], uint16(i-blockAt-2))
+	i = putString(p, i, e.TradeType)
+	rest := [restNums]uint64{zigzag(e.Time), zigzag(e.Day - bill.DayNumber(e.Time)), zigzag(e.Fee), zigzag(e.Line)}
+	i = putNums(p, i, rest[:])
+	binary.LittleEndian.PutUint16(p, uint16(i-recordLenBytes))
+	return b[:start+i], nil
+}
+
+// appendCompareBlock appends e's compare block to b: the bytes a record
+// of an entry with the same compared values holds.
+func appendCompareBlock(b []byte, e *Entry) []byte {
+	start := len(b)
+	b = slices.Grow(b, compareBlockBound(e))
+	i := putCompareBlock(b[start:start+compareBlockBound(e)], 0, e)
+	return b[:start+i]
+}
+
+func putCompareBlock(p []byte, i int, e *Entry) int {
+	nums := [blockNums]uint64{zigzag(e.Total), zigzag(e.Payer), zigzag(e.Settlement), zigzag(e.Coupon), zigzag(e.NoCash)}
+	i = putNums(p, i, nums[:])
+	i = putString(p, i, e.TxnID)
+	i = putString(p, i, e.RefundID)
+	i = putString(p, i, e.OrderNo)
+	return putString(p, i, e.Status)
+}
+
+// putNums writes the byte lengths of nums, a nibble each, then each
+// number in as many bytes as it needs, and returns the index after them.
+// p must have room for 8 bytes per number (whole words are written; the
+// next number overwrites what is past the bytes that count).
+func putNums(p []byte, i int, nums []uint64) int {
 	lensAt := i
-	i += numLenBytes
-	nums := [recordNums]uint64{uint64(e.Flags), zigzag(e.Time), zigzag(e.Day - bill.DayNumber(e.Time)), zigzag(e.Total),
-		zigzag(e.Payer), zigzag(e.Settlement), zigzag(e.Coupon), zigzag(e.NoCash), zigzag(e.Fee), zigzag(e.Line)}
+	i += (len(nums) + 1) / 2
 	var lens uint64 // the nibbles, gathered in a register
 	for k, u := range nums {
-		// The whole word is written; the next field overwrites what is
-		// past the bytes that count.
 		binary.LittleEndian.PutUint64(p[i:], u)
 		n := (bits.Len64(u) + 7) >> 3
 		lens |= uint64(n) << (4 * k)
 		i += n
 	}
-	binary.LittleEndian.PutUint32(p[lensAt:], uint32(lens))
-	p[lensAt+4] = byte(lens >> 32)
-	i = putString(p, i, e.TxnID)
-	i = putString(p, i, e.RefundID)
-	i = putString(p, i, e.OrderNo)
-	i = putString(p, i, e.TradeType)
-	i = putString(p, i, e.Status)
-	binary.LittleEndian.PutUint16(p, uint16(i-recordLenBytes))
-	return b[:start+i], nil
+	for k := lensAt; k < lensAt+(len(nums)+1)/2; k++ {
+		p[k] = byte(lens)
+		lens >>= 8
+	}
+	return i
+}
+
+// getNums decodes len(out) numbers written by putNums at p[i] and returns
+// the index after them, or false when p is too short or a length is not
+// 0-8 (a damaged run).
+func getNums(p []byte, i int, out []uint64) (int, bool) {
+	nb := (len(out) + 1) / 2
+	if len(p)-i < nb {
+		return i, false
+	}
+	var lens uint64
+	for k := nb - 1; k >= 0; k-- {
+		lens = lens<<8 | uint64(p[i+k])
+	}
+	i += nb
+	for k := range out {
+		n := int(lens>>(4*k)) & 0xf
+		switch {
+		case len(p)-i >= 8 && n <= 8:
+			out[k] = binary.LittleEndian.Uint64(p[i:]) & (1<<(8*n) - 1)
+		case n <= 8 && len(p)-i >= n:
+			var w [8]byte
+			copy(w[:], p[i:i+n])
+			out[k] = binary.LittleEndian.Uint64(w[:])
+		default:
+			return i, false
+		}
+		i += n
+	}
+	return i, true
 }
 
 // checkEntry reports an entry a record cannot hold: an empty key, or a
@@ -267,6 +335,14 @@ func putString(p []byte, i int, s []byte) int {
 	return i + 3 + copy(p[i+3:], s)
 }
 
+// appendString appends s as putString writes it.
+func appendString(b []byte, s []byte) []byte {
+	start := len(b)
+	b = slices.Grow(b, stringHeadBytes+len(s))
+	i := putString(b[start:start+stringHeadBytes+len(s)], 0, s)
+	return b[:start+i]
+}
+
 // allDigits reports whether s holds only '0'-'9', eight bytes at a time.
 func allDigits(s []byte) bool {
 	i := 0
@@ -411,80 +487,114 @@ func decodeRecord(body []byte, e *Entry, buf *[]byte) error {
 	n, i := uvarintSlow(p, 1)
 	e.Key = p[i : i+int(n) : i+int(n)]
 	i += int(n)
-	if len(p)-i < numLenBytes {
+	flags, i := uvarintSlow(p, i)
+	if i+2 > len(p) || flags > 0xffff {
 		return errCorruptRecord
 	}
-	lens := uint64(binary.LittleEndian.Uint32(p[i:])) | uint64(p[i+4])<<32
-	i += numLenBytes
-	var nums [recordNums]uint64
-	for k := range nums {
-		n := int(lens>>(4*k)) & 0xf
-		switch {
-		case len(p)-i >= 8 && n <= 8:
-			nums[k] = binary.LittleEndian.Uint64(p[i:]) & (1<<(8*n) - 1)
-		case len(p)-i >= n:
-			var w [8]byte
-			copy(w[:], p[i:i+n])
-			nums[k] = binary.LittleEndian.Uint64(w[:])
-		default:
-			return errCorruptRecord
-		}
-		i += n
-	}
-	e.Flags = Flags(nums[0])
-	e.Time = unzigzag(nums[1])
-	e.Day = unzigzag(nums[2]) + bill.DayNumber(e.Time)
-	e.Total, e.Payer, e.Settlement = unzigzag(nums[3]), unzigzag(nums[4]), unzigzag(nums[5])
-	e.Coupon, e.NoCash, e.Fee, e.Line = unzigzag(nums[6]), unzigzag(nums[7]), unzigzag(nums[8]), unzigzag(nums[9])
-	for _, dst := range [...]*[]byte{&e.TxnID, &e.RefundID, &e.OrderNo, &e.TradeType, &e.Status} {
-		if i >= len(p) {
-			return errCorruptRecord
-		}
-		h := int(p[i])
-		i++
-		switch {
-		case h < headCommon:
-			if h > len(p)-i {
-				return errCorruptRecord
-			}
-			*dst = p[i : i+h : i+h]
-			i += h
-		case h < headDigits:
-			v, ok := commonValue(h - headCommon)
-			if !ok {
-				return errCorruptRecord
-			}
-			at := len(*buf)
-			*buf = append(*buf, v...)
-			*dst = (*buf)[at:len(*buf):len(*buf)]
-		case h < headLongRaw:
-			n := h - headDigits
-			m := (n + 1) / 2
-			if m > len(p)-i {
-				return errCorruptRecord
-			}
-			at := len(*buf)
-			var ok bool
-			if *buf, ok = unpackDigits(*buf, p[i:i+m], n); !ok || n < minPacked {
-				return errCorruptRecord
-			}
-			*dst = (*buf)[at : at+n : at+n]
-			i += m
-		default:
-			if len(p)-i < 2 {
-				return errCorruptRecord
-			}
-			n := int(binary.LittleEndian.Uint16(p[i:]))
-			i += 2
-			if n > len(p)-i {
-				return errCorruptRecord
-			}
-			*dst = p[i : i+n : i+n]
-			i += n
-		}
-	}
-	if i != len(p) {
+	e.Flags = Flags(flags)
+	blockEnd := i + 2 + int(binary.LittleEndian.Uint16(p[i:]))
+	i += 2
+	var nums [blockNums]uint64
+	var ok bool
+	if i, ok = getNums(p, i, nums[:]); !ok {
 		return errCorruptRecord
 	}
+	e.Total, e.Payer, e.Settlement = unzigzag(nums[0]), unzigzag(nums[1]), unzigzag(nums[2])
+	e.Coupon, e.NoCash = unzigzag(nums[3]), unzigzag(nums[4])
+	for _, dst := range [...]*[]byte{&e.TxnID, &e.RefundID, &e.OrderNo, &e.Status, &e.TradeType} {
+		if i, ok = getString(p, i, dst, buf); !ok {
+			return errCorruptRecord
+		}
+		if dst == &e.Status && i != blockEnd {
+			return errCorruptRecord
+		}
+	}
+	var rest [restNums]uint64
+	if i, ok = getNums(p, i, rest[:]); !ok || i != len(p) {
+		return errCorruptRecord
+	}
+	e.Time = unzigzag(rest[0])
+	e.Day = unzigzag(rest[1]) + bill.DayNumber(e.Time)
+	e.Fee, e.Line = unzigzag(rest[2]), unzigzag(rest[3])
 	return nil
+}
+
+// getString decodes the string written by putString at p[i] into *dst
+// (a slice of p, or of *buf where the string was packed or coded) and
+// returns the index after it, or false when it does not decode.
+func getString(p []byte, i int, dst *[]byte, buf *[]byte) (int, bool) {
+	if i >= len(p) {
+		return i, false
+	}
+	h := int(p[i])
+	i++
+	switch {
+	case h < headCommon:
+		if h > len(p)-i {
+			return i, false
+		}
+		*dst = p[i : i+h : i+h]
+		return i + h, true
+	case h < headDigits:
+		v, ok := commonValue(h - headCommon)
+		if !ok {
+			return i, false
+		}
+		at := len(*buf)
+		*buf = append(*buf, v...)
+		*dst = (*buf)[at:len(*buf):len(*buf)]
+		return i, true
+	case h < headLongRaw:
+		n := h - headDigits
+		m := (n + 1) / 2
+		if m > len(p)-i || n < minPacked {
+			return i, false
+		}
+		at := len(*buf)
+		var ok bool
+		if *buf, ok = unpackDigits(*buf, p[i:i+m], n); !ok {
+			return i, false
+		}
+		*dst = (*buf)[at : at+n : at+n]
+		return i + m, true
+	}
+	if len(p)-i < 2 {
+		return i, false
+	}
+	n := int(binary.LittleEndian.Uint16(p[i:]))
+	i += 2
+	if n > len(p)-i {
+		return i, false
+	}
+	*dst = p[i : i+n : i+n]
+	return i + n, true
+}
+
+// recordCompareParts returns a record body's flags, its compare block and
+// the encoding of its trade type (a head byte of 0 is the empty one), or
+// false when they do not decode.
+func recordCompareParts(body []byte) (flags Flags, block, tradeType []byte, ok bool) {
+	n, i := uvarintSlow(body, 1)
+	f, i := uvarintSlow(body, i+int(n))
+	if i+2 > len(body) || f > 0xffff {
+		return 0, nil, nil, false
+	}
+	end := i + 2 + int(binary.LittleEndian.Uint16(body[i:]))
+	if end >= len(body) {
+		return 0, nil, nil, false
+	}
+	block = body[i+2 : end]
+	h := int(body[end])
+	switch {
+	case h < headCommon:
+		if end+1+h > len(body) {
+			return 0, nil, nil, false
+		}
+		tradeType = body[end : end+1+h]
+	case h < headDigits:
+		tradeType = body[end : end+1]
+	default:
+		return 0, nil, nil, false // packed or long: left to the full decode
+	}
+	return Flags(f), block, tradeType, true
 }
