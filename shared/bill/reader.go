@@ -410,6 +410,11 @@ func isBlank(b []byte) bool {
 }
 
 func trimSpace(b []byte) []byte {
+	// Nearly every field starts and ends with a byte above ' ' (which is
+	// neither a space nor a tab): one test for each end.
+	if len(b) == 0 || (b[0] > ' ' && b[len(b)-1] > ' ') {
+		return b
+	}
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
