@@ -316,11 +316,13 @@ func commonIndex(s []byte) int {
 // room for stringHeadBytes+len(s) bytes from i.
 func putString(p []byte, i int, s []byte) int {
 	n := len(s)
-	switch {
-	case n >= minPacked && n <= maxPacked && allDigits(s):
-		p[i] = byte(headDigits + n)
-		return packDigits(p, i+1, s)
-	case n < headCommon:
+	if n >= minPacked && n <= maxPacked {
+		if end, ok := packDigits(p, i+1, s); ok {
+			p[i] = byte(headDigits + n)
+			return end
+		}
+	}
+	if n < headCommon {
 		if n > 0 && n <= 10 {
 			if c := commonIndex(s); c >= 0 {
 				p[i] = byte(headCommon + c)
@@ -343,22 +345,6 @@ func appendString(b []byte, s []byte) []byte {
 	return b[:start+i]
 }
 
-// allDigits reports whether s holds only '0'-'9', eight bytes at a time.
-func allDigits(s []byte) bool {
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		if !digitsWord(binary.LittleEndian.Uint64(s[i:])) {
-			return false
-		}
-	}
-	for ; i < len(s); i++ {
-		if s[i]-'0' > 9 {
-			return false
-		}
-	}
-	return true
-}
-
 // digitsWord reports whether the eight bytes of v are all '0'-'9': each
 // high nibble is 3, and adding 6 to the low nibble does not carry.
 func digitsWord(v uint64) bool {
@@ -366,32 +352,48 @@ func digitsWord(v uint64) bool {
 	return v&hi == 0x3030303030303030 && (v+six)&hi == 0x3030303030303030
 }
 
-// packDigits writes the digits of s two per byte at p[i] and returns the
-// index after them. Eight digits become four bytes in a few word
-// operations.
-func packDigits(p []byte, i int, s []byte) int {
+// packDigits writes s, when it holds only decimal digits, two per byte
+// at p[i] (which has room for len(s) bytes) and returns the index after
+// them; otherwise it reports false, having written over what p[i:] held.
+// Eight digits are checked and packed in a few word operations, the last
+// one to seven as one word padded with '0's.
+func packDigits(p []byte, i int, s []byte) (int, bool) {
 	k := 0
 	for ; k+8 <= len(s); k += 8 {
-		x := binary.LittleEndian.Uint64(s[k:]) & 0x0f0f0f0f0f0f0f0f
-		// Each 16-bit lane holds digits d0 (low byte) and d1: make its
-		// low byte d0<<4|d1, then gather the four low bytes.
-		x = (x&0x00ff00ff00ff00ff)<<4 | (x>>8)&0x00ff00ff00ff00ff
-		x = (x | x>>8) & 0x0000ffff0000ffff
-		x = (x | x>>16) & 0x00000000ffffffff
-		binary.LittleEndian.PutUint32(p[i:], uint32(x))
+		v := binary.LittleEndian.Uint64(s[k:])
+		if !digitsWord(v) {
+			return i, false
+		}
+		binary.LittleEndian.PutUint32(p[i:], packWord(v))
 		i += 4
 	}
-	for ; k < len(s); k += 2 {
-		b := (s[k] - '0') << 4
-		if k+1 < len(s) {
-			b |= s[k+1] - '0'
-		} else {
-			b |= 0xf
+	if rest := len(s) - k; rest > 0 {
+		w := [8]byte{'0', '0', '0', '0', '0', '0', '0', '0'}
+		copy(w[:], s[k:])
+		v := binary.LittleEndian.Uint64(w[:])
+		if !digitsWord(v) {
+			return i, false
 		}
-		p[i] = b
-		i++
+		var out [4]byte
+		binary.LittleEndian.PutUint32(out[:], packWord(v))
+		if rest%2 == 1 {
+			out[rest/2] |= 0xf // the odd count's last nibble
+		}
+		i += copy(p[i:], out[:(rest+1)/2])
 	}
-	return i
+	return i, true
+}
+
+// packWord packs the eight digits of v (in memory order) into four bytes,
+// first digit in the high nibble.
+func packWord(v uint64) uint32 {
+	x := v & 0x0f0f0f0f0f0f0f0f
+	// Each 16-bit lane holds digits d0 (low byte) and d1: make its low
+	// byte d0<<4|d1, then gather the four low bytes.
+	x = (x&0x00ff00ff00ff00ff)<<4 | (x>>8)&0x00ff00ff00ff00ff
+	x = (x | x>>8) & 0x0000ffff0000ffff
+	x = (x | x>>16) & 0x00000000ffffffff
+	return uint32(x)
 }
 
 // unpackDigits appends the n digits packed in b (len(b) = (n+1)/2) to

@@ -182,3 +182,37 @@ func TestSortChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestStringRoundTrip: every string decodes to itself, digits packed (odd
+// and even counts, up to the limit) or not (a non-digit anywhere), and
+// the packed form is half the size.
+func TestStringRoundTrip(t *testing.T) {
+	for n := 0; n <= maxPacked+2; n++ {
+		digits := make([]byte, n)
+		for i := range digits {
+			digits[i] = '0' + byte((i*7+3)%10)
+		}
+		cases := [][]byte{digits}
+		for _, k := range []int{0, n / 2, n - 1} {
+			if k >= 0 && k < n {
+				for _, c := range []byte{'/', ':', 'a', 0x80} {
+					s := bytes.Clone(digits)
+					s[k] = c
+					cases = append(cases, s)
+				}
+			}
+		}
+		for ci, s := range cases {
+			p := make([]byte, stringHeadBytes+len(s))
+			end := putString(p, 0, s)
+			var got, buf []byte
+			i, ok := getString(p[:end], 0, &got, &buf)
+			if !ok || i != end || !bytes.Equal(got, s) {
+				t.Fatalf("%q: decoded %q (ok %v, %d of %d bytes)", s, got, ok, i, end)
+			}
+			if packed := ci == 0 && n >= minPacked && n <= maxPacked; packed != (end == 1+(n+1)/2) && n > 2 {
+				t.Fatalf("%q: %d bytes, packed %v", s, end, packed)
+			}
+		}
+	}
+}
