@@ -427,38 +427,39 @@ func trimSpace(b []byte) []byte {
 // splitValues splits a backtick line (detail row or summary values) into
 // r.fields and returns the field count.
 func (r *Reader) splitValues(line []byte) (int, error) {
-	// Fields are separated by ",`". Separators are found eight positions
-	// at a time (SWAR): the word at i is compared with ',' and the word at
-	// i+1 with '`', each byte exactly (no borrow crosses bytes), so a bit
-	// of m is a separator and nothing else. Separators cannot overlap (a
-	// byte is not both ',' and '`'), so every one found ends a field.
+	// Fields are separated by ",`". Backticks are found eight positions at
+	// a time (SWAR: each byte of the word compared with '`' exactly, no
+	// borrow crosses bytes); one that follows a comma ends a field, any
+	// other is part of a value. A separator's backtick is at 2 or later.
 	n, start := 0, 1
-	i := 1
-	for ; i+9 <= len(line); i += 8 {
-		m := zeroBytes(binary.LittleEndian.Uint64(line[i:])^0x2c2c2c2c2c2c2c2c) &
-			zeroBytes(binary.LittleEndian.Uint64(line[i+1:])^0x6060606060606060)
+	i := 2
+	for ; i+8 <= len(line); i += 8 {
+		m := zeroBytes(binary.LittleEndian.Uint64(line[i:]) ^ 0x6060606060606060)
 		for m != 0 {
 			j := i + bits.TrailingZeros64(m)/8
 			m &= m - 1
+			if line[j-1] != ',' {
+				continue
+			}
 			if n == maxCols-1 {
 				return 0, &ParseError{Line: r.line, Err: fmt.Errorf("%w: more than %d fields", ErrFormat, maxCols)}
 			}
-			r.fields[n] = trimSpace(line[start:j])
+			r.fields[n] = trimSpace(line[start : j-1])
 			n++
-			start = j + 2
+			start = j + 1
 		}
 	}
 	// The last few positions, one at a time.
-	for j := max(i, start); j+1 < len(line); j++ {
-		if line[j] != ',' || line[j+1] != '`' {
+	for j := i; j < len(line); j++ {
+		if line[j] != '`' || line[j-1] != ',' {
 			continue
 		}
 		if n == maxCols-1 {
 			return 0, &ParseError{Line: r.line, Err: fmt.Errorf("%w: more than %d fields", ErrFormat, maxCols)}
 		}
-		r.fields[n] = trimSpace(line[start:j])
+		r.fields[n] = trimSpace(line[start : j-1])
 		n++
-		start = j + 2
+		start = j + 1
 	}
 	r.fields[n] = trimSpace(line[start:])
 	return n + 1, nil
