@@ -11,7 +11,7 @@ STATICCHECK_VERSION := v0.8.2
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags="-s -w"
 MAX_BOOTSTRAP_BYTES := 20971520
 
-.PHONY: all build test test-go bench bench-instructions soak load fuzz-short lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev demo invoke clean \
+.PHONY: all build test test-go bench bench-bill bench-instructions soak load fuzz-short lint fmt-check vet staticcheck check-deps deps ddb-install ddb-local dev demo invoke clean \
 	$(FUNCTIONS:%=build-%) build-NotifyFunction build-PayscoreFunction build-CouponsFunction build-PaymentsFunction build-BillingFunction
 
 all: build
@@ -68,6 +68,12 @@ test-go:
 ## bench: benchmarks (speed/memory targets live here, never in timed tests)
 bench: deps
 	$(GO) run ./cmd/ddblocal -- $(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+## bench-bill: the bill benchmarks alone (1M-row day: floor, naive, pipeline, the alternated pipeline-vs-floor
+## ratio; 100k and 3M rows for the peak heap). They use no DynamoDB: the unused endpoint keeps the tests' TestMain
+## from starting a JVM next to the measurement.
+bench-bill:
+	DYNAMODB_ENDPOINT=http://127.0.0.1:9 $(GO) test -run '^$$' -bench 'BenchmarkBill' -benchtime 1x -count=1 ./shared/app/billing/
 
 ## soak: the notification storm (10,000 deliveries with duplicates, disorder and injected faults); prints lost=0 double=0
 soak: ddb-install

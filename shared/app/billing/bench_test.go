@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -189,6 +190,7 @@ func cpuSeconds() float64 {
 // CPU is not charged to the runs that are timed.
 func measure(b *testing.B, size int64, f func()) {
 	b.SetBytes(size)
+	settle()
 	cpu := 0.0
 	for i := 0; i < b.N; i++ {
 		c0 := cpuSeconds()
@@ -201,6 +203,12 @@ func measure(b *testing.B, size int64, f func()) {
 	b.StopTimer()
 	b.ReportMetric(float64(peakHeap(f))/1e6, "peak-heap-MB")
 }
+
+// settle returns the memory earlier benchmarks left (the naive one's
+// gigabyte) to the operating system before a measurement starts: the
+// runtime would otherwise release it in the background while the next one
+// runs, and that work would be charged to it.
+func settle() { debug.FreeOSMemory() }
 
 // peakHeap samples the heap while f runs and returns the highest value
 // of live+unswept heap objects, in bytes.
@@ -285,6 +293,7 @@ const alternations = 5
 // the same run drifts by ±15 % within seconds; measured minutes apart,
 // floor and pipeline see different machines, measured in turn the same.
 func alternate(b *testing.B, size int64, floor, pipeline func()) {
+	settle()
 	var floorCPU, pipeCPU float64
 	var ratios []float64
 	for i := 0; i < b.N*alternations; i++ {
