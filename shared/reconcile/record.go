@@ -352,11 +352,12 @@ func digitsWord(v uint64) bool {
 	return v&hi == 0x3030303030303030 && (v+six)&hi == 0x3030303030303030
 }
 
-// packDigits writes s, when it holds only decimal digits, two per byte
-// at p[i] (which has room for len(s) bytes) and returns the index after
-// them; otherwise it reports false, having written over what p[i:] held.
-// Eight digits are checked and packed in a few word operations, the last
-// one to seven as one word padded with '0's.
+// packDigits writes s (at least 8 bytes), when it holds only decimal
+// digits, two per byte at p[i] (which has room for len(s) bytes) and
+// returns the index after them; otherwise it reports false, having
+// written over what p[i:] held. Eight digits are checked and packed in a
+// few word operations; the last one to seven are the end of the last
+// eight bytes, shifted down and padded with '0's.
 func packDigits(p []byte, i int, s []byte) (int, bool) {
 	k := 0
 	for ; k+8 <= len(s); k += 8 {
@@ -367,19 +368,17 @@ func packDigits(p []byte, i int, s []byte) (int, bool) {
 		binary.LittleEndian.PutUint32(p[i:], packWord(v))
 		i += 4
 	}
-	if rest := len(s) - k; rest > 0 {
-		w := [8]byte{'0', '0', '0', '0', '0', '0', '0', '0'}
-		copy(w[:], s[k:])
-		v := binary.LittleEndian.Uint64(w[:])
+	if rest := uint(len(s) - k); rest > 0 {
+		v := binary.LittleEndian.Uint64(s[len(s)-8:])>>(8*(8-rest)) | 0x3030303030303030<<(8*rest)
 		if !digitsWord(v) {
 			return i, false
 		}
-		var out [4]byte
-		binary.LittleEndian.PutUint32(out[:], packWord(v))
+		w := packWord(v)
 		if rest%2 == 1 {
-			out[rest/2] |= 0xf // the odd count's last nibble
+			w |= 0xf << (8 * (rest / 2)) // the odd count's last nibble
 		}
-		i += copy(p[i:], out[:(rest+1)/2])
+		binary.LittleEndian.PutUint32(p[i:], w) // room: len(s) ≥ 8 bytes for at most 4+4
+		i += int(rest+1) / 2
 	}
 	return i, true
 }
