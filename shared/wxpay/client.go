@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxpay-serverless/wxpay-serverless/shared/secrets"
@@ -402,7 +403,35 @@ func KeyLookup(creds Credentials) wxsign.KeyLookup {
 // request is signed as usual, the response is not verified — the caller
 // checks the file hash instead. The URL must be on the configured base URL,
 // so signed requests never leave for another host.
+//
+// The HTTP client's Timeout bounds a whole exchange, body included, and a
+// busy day's bill (tens of MB gzipped, read as fast as the pipeline parses
+// it) can outlast it: here it bounds the wait for the response headers
+// only, and the body is bounded by ctx (the caller's deadline). Close the
+// body to release the request.
 func (c *Client) Download(ctx context.Context, rawURL string) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	body, err := c.download(ctx, cancel, rawURL)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &cancelOnClose{ReadCloser: body, cancel: cancel}, nil
+}
+
+// cancelOnClose ends a download's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+func (c *Client) download(ctx context.Context, cancel context.CancelFunc, rawURL string) (io.ReadCloser, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("wxpay: download url: %w", err)
@@ -432,8 +461,18 @@ func (c *Client) Download(ctx context.Context, rawURL string) (io.ReadCloser, er
 	hreq.Header.Set(wxsign.HeaderAuthorization, wxsign.Authorization{MchID: creds.MchID, Nonce: nonce, Timestamp: ts,
 		Serial: creds.MerchantCertSerial, Signature: sig}.String())
 	hreq.Header.Set("User-Agent", c.ua)
-	hresp, err := c.http.Do(hreq)
+	hc := *c.http
+	hc.Timeout = 0
+	var late atomic.Bool
+	if c.http.Timeout > 0 {
+		headers := time.AfterFunc(c.http.Timeout, func() { late.Store(true); cancel() })
+		defer headers.Stop()
+	}
+	hresp, err := hc.Do(hreq)
 	if err != nil {
+		if late.Load() {
+			err = fmt.Errorf("no response headers within %s: %w", c.http.Timeout, context.DeadlineExceeded)
+		}
 		return nil, fmt.Errorf("wxpay: download: %w: %w", ErrTransport, err)
 	}
 	if hresp.StatusCode != http.StatusOK {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -444,5 +445,48 @@ func TestPreparedCallSignsAhead(t *testing.T) {
 	}
 	if n := len(rec.all()); n != 4 {
 		t.Fatalf("%d requests after the unencodable one, want still 4", n)
+	}
+}
+
+// TestDownloadOutlastsTheClientTimeout: a bill whose body takes longer
+// than the HTTP client's Timeout still downloads (the body is bounded by
+// the caller's context), and a server that sends no headers within the
+// Timeout still fails, as a transport error past a deadline.
+func TestDownloadOutlastsTheClientTimeout(t *testing.T) {
+	h := newHarness(t, wxpaysim.ModePublicKey, testkeys.SecretOptions{PublicKey: true})
+	const timeout = 300 * time.Millisecond
+	chunk := bytes.Repeat([]byte("`2026-11-22 10:00:00,`ORD0000000001\n"), 100)
+	var signed sync.Map
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		signed.Store(r.URL.Query().Get("token"), strings.HasPrefix(r.Header.Get("Authorization"), "WECHATPAY2-SHA256-RSA2048 "))
+		if r.URL.Query().Get("token") == "late-headers" {
+			time.Sleep(3 * timeout)
+		}
+		w.WriteHeader(http.StatusOK)
+		for range 6 { // six pieces, timeout/2 apart: the body takes 3x the timeout
+			_, _ = w.Write(chunk)
+			w.(http.Flusher).Flush()
+			time.Sleep(timeout / 2)
+		}
+	}))
+	defer srv.Close()
+	c := wxpay.New(wxpay.Config{Credentials: h.creds, BaseURL: srv.URL, HTTPClient: &http.Client{Timeout: timeout}})
+
+	start := time.Now()
+	body, err := c.Download(context.Background(), srv.URL+"/v3/billdownload/file?token=slow-body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(body)
+	if cerr := body.Close(); err != nil || cerr != nil || !bytes.Equal(got, bytes.Repeat(chunk, 6)) {
+		t.Fatalf("read %d of %d bytes in %s: %v, close: %v", len(got), 6*len(chunk), time.Since(start), err, cerr)
+	}
+	if ok, _ := signed.Load("slow-body"); ok != true || time.Since(start) < 2*timeout {
+		t.Fatalf("signed %v, took %s", ok, time.Since(start))
+	}
+
+	_, err = c.Download(context.Background(), srv.URL+"/v3/billdownload/file?token=late-headers")
+	if !errors.Is(err, wxpay.ErrTransport) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("late headers: err = %v, want a transport error past the deadline", err)
 	}
 }
