@@ -40,12 +40,15 @@ type sorter struct {
 	rec       []byte
 }
 
-// sortKey is a record's place in the arena with the first 16 bytes of its
-// sort key (kind, then key, zero-padded, big-endian): most comparisons are
-// decided by these two words without touching the arena.
+// sortKey is a record's place and length in the arena with the first 16
+// bytes of its sort key (kind, then key, zero-padded, big-endian): most
+// comparisons are decided by these two words without touching the arena,
+// and a spill copies the record without first reading its length there
+// (the records are read in sorted order, scattered over the arena: each
+// read is a cache miss, and a copy that waits for another would be two).
 type sortKey struct {
 	hi, lo uint64
-	off    uint32
+	off, n uint32
 }
 
 func newSortKey(kind Kind, key []byte, off int) sortKey {
@@ -105,7 +108,9 @@ func (s *sorter) add(e *Entry) error {
 	if s.arena, err = appendRecord(s.arena, e); err != nil {
 		return err
 	}
-	s.offs = append(s.offs, newSortKey(e.Kind, e.Key, off))
+	k := newSortKey(e.Kind, e.Key, off)
+	k.n = uint32(len(s.arena) - off)
+	s.offs = append(s.offs, k)
 	s.count++
 	if len(s.arena) >= s.chunkBytes {
 		return s.spill()
@@ -236,14 +241,13 @@ func (s *sorter) spill() error {
 	}
 	buf := s.wbuf[:0]
 	for _, k := range s.offs {
-		_, n := recordBody(s.arena[k.off:])
-		if len(buf)+n > cap(buf) {
+		if len(buf)+int(k.n) > cap(buf) {
 			if _, err := f.Write(buf); err != nil {
 				return fmt.Errorf("reconcile: spill: %w", err)
 			}
 			buf = buf[:0]
 		}
-		buf = append(buf, s.arena[k.off:int(k.off)+n]...)
+		buf = append(buf, s.arena[k.off:k.off+k.n]...)
 	}
 	if _, err := f.Write(buf); err != nil {
 		return fmt.Errorf("reconcile: spill: %w", err)
