@@ -1,7 +1,6 @@
 package bill
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -69,13 +68,6 @@ func parseDecimal(b []byte, scale int) (int64, error) {
 // fastDecimalDigits−scale bytes: an optional minus sign, digits, optionally
 // a point and 1 to scale decimals. ok is false for anything else.
 func parseShortDecimal(b []byte, scale int) (v int64, ok bool) {
-	// The bills' own form: unsigned digits, a point, all scale decimals,
-	// at most eight digits in all ("12.34", "0.00600").
-	if p := len(b) - scale - 1; p >= 1 && p+scale <= 8 && b[p] == '.' {
-		if v, ok := parse8Digits(b[:p], b[p+1:]); ok {
-			return v, true
-		}
-	}
 	neg := len(b) > 0 && b[0] == '-'
 	if neg {
 		b = b[1:]
@@ -112,29 +104,6 @@ func parseShortDecimal(b []byte, scale int) (v int64, ok bool) {
 		v = -v
 	}
 	return v, true
-}
-
-// parse8Digits parses the decimal digits of a followed by those of b (at
-// most eight in all) as one number, in word operations: the digits are
-// placed at the end of a word of '0's, checked, and combined in pairs,
-// fours and eights (two multiplications each step). ok is false when a
-// byte is not a digit.
-func parse8Digits(a, b []byte) (int64, bool) {
-	w := [8]byte{'0', '0', '0', '0', '0', '0', '0', '0'}
-	copy(w[8-len(a)-len(b):], a)
-	copy(w[8-len(b):], b)
-	v := binary.LittleEndian.Uint64(w[:])
-	const hi, six = 0xf0f0f0f0f0f0f0f0, 0x0606060606060606
-	if v&hi != 0x3030303030303030 || (v+six)&hi != 0x3030303030303030 {
-		return 0, false
-	}
-	v &= 0x0f0f0f0f0f0f0f0f
-	// Byte k holds digit k (most significant first, in memory order):
-	// each step joins neighbours, the earlier one times 10, 100, 10^4.
-	v = (v*10 + v>>8) & 0x00ff00ff00ff00ff
-	v = (v*100 + v>>16) & 0x0000ffff0000ffff
-	v = (v*10000 + v>>32) & 0x00000000ffffffff
-	return int64(v), true
 }
 
 // parseDecimalSlow is parseDecimal for any input, checking every step for
