@@ -341,8 +341,8 @@ func (p *Pipeline) fetch(ctx context.Context, log *slog.Logger, tmp, date, runID
 // store receives the download at network speed into a temporary file while
 // copying it to the bill store (the raw file is kept whatever follows),
 // then hands the file to read: gunzip, SHA-1, parse. Downloading first
-// keeps the HTTP exchange short (the WeChat client's timeout covers reading
-// the body) whatever the parsing costs; memory stays one buffer either way.
+// keeps the HTTP exchange short whatever the parsing costs (the body is
+// bounded by ctx, the run's deadline); memory stays one buffer either way.
 func (p *Pipeline) store(ctx context.Context, log *slog.Logger, tmp, date, runID, kind string, body io.ReadCloser, o StreamOptions,
 	read func(src io.Reader, o StreamOptions) (*BillFile, error)) (*BillFile, error) {
 	defer body.Close()
