@@ -26,9 +26,6 @@ func payScoreOutTradeNo(txnID string) string {
 // AUTH transactions. Neither s.mu nor m.mu may be held.
 func (s *Sim) syncPayScoreDeductions(m *merchant) {
 	ps := s.payscore()
-	if ps == nil {
-		return
-	}
 	mchID := m.config().MchID
 	type deduction struct {
 		txnID, outOrderNo, orderID, appID, openID, intro string

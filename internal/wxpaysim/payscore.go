@@ -308,36 +308,13 @@ func (ps *payscoreState) service(cfg MerchantConfig, serviceID string) (PayScore
 	return PayScoreService{}, false
 }
 
-// Pseudo route through which the Go API and the admin routes find the state
-// that payscoreRoutes created: the method is not an HTTP method any client
-// sends, and serveV3 only dispatches /v3/ paths.
-const (
-	payscoreStateMethod  = "WXPAYSIM-STATE"
-	payscoreStatePattern = "/wxpaysim-state/payscore"
-)
-
-// payscore returns the Pay Score state created by payscoreRoutes.
-func (s *Sim) payscore() *payscoreState {
-	rt, _, ok := s.match(payscoreStateMethod, payscoreStatePattern)
-	if !ok {
-		return nil
-	}
-	rep, err := rt.handle(context.Background(), nil)
-	if err != nil {
-		return nil
-	}
-	ps, _ := rep.body.(*payscoreState)
-	return ps
-}
+// payscore returns the Pay Score state.
+func (s *Sim) payscore() *payscoreState { return s.ps }
 
 // payscoreRoutes are the /v3/ routes of Pay Score (/v3/payscore/...).
 func (s *Sim) payscoreRoutes() []route {
-	ps := &payscoreState{gen: -1, services: make(map[string]PayScoreService)}
-	h := &payscoreAPI{s: s, ps: ps}
+	h := &payscoreAPI{s: s, ps: s.ps}
 	return []route{
-		{method: payscoreStateMethod, pattern: payscoreStatePattern, handle: func(context.Context, *call) (reply, error) {
-			return reply{body: ps}, nil
-		}},
 		{method: http.MethodPost, pattern: "/v3/payscore/permissions", handle: h.permissions},
 		{method: http.MethodGet, pattern: "/v3/payscore/permissions/authorization-code/{authorization_code}", handle: h.queryByCode},
 		{method: http.MethodPost, pattern: "/v3/payscore/permissions/authorization-code/{authorization_code}/terminate", handle: h.terminateByCode},

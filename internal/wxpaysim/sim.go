@@ -90,6 +90,9 @@ type Sim struct {
 	scale     float64
 	logf      func(format string, args ...any)
 	routes    []route
+	// ps is the Pay Score state: set once by New, guarded by its own lock
+	// (payscoreState.lock), which is never taken while holding mu.
+	ps *payscoreState
 	// unknownSerial is a well-formed serial that names no key, for the
 	// wrong-serial faults.
 	unknownSerial string
@@ -165,6 +168,7 @@ func New(cfg Config) (*Sim, error) {
 	s.unknownSerial = serial
 	s.rootCtx, s.rootCancel = context.WithCancel(context.Background())
 	s.genCtx, s.genCancel = context.WithCancel(s.rootCtx)
+	s.ps = &payscoreState{gen: -1, services: make(map[string]PayScoreService)}
 	for _, table := range [][]route{s.certificateRoutes(), s.paymentRoutes(), s.refundRoutes(), s.payscoreRoutes(), s.busifavorRoutes(), s.paygiftRoutes(), s.billRoutes()} {
 		s.routes = append(s.routes, table...)
 	}
