@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -213,6 +214,21 @@ func TestStringRoundTrip(t *testing.T) {
 			if packed := ci == 0 && n >= minPacked && n <= maxPacked; packed != (end == 1+(n+1)/2) && n > 2 {
 				t.Fatalf("%q: %d bytes, packed %v", s, end, packed)
 			}
+		}
+	}
+}
+
+// TestSortKeyPrefix: the sort key's two words are the kind and the first
+// 15 key bytes, zero-padded, big-endian, for keys of every length.
+func TestSortKeyPrefix(t *testing.T) {
+	key := []byte("\x01ABCDEFGHIJKLMNOPQRSTU\xff")
+	for n := 1; n <= len(key); n++ {
+		var b [16]byte
+		b[0] = byte(Refund)
+		copy(b[1:], key[:n])
+		got := newSortKey(Refund, key[:n], 7)
+		if got.hi != binary.BigEndian.Uint64(b[:8]) || got.lo != binary.BigEndian.Uint64(b[8:]) || got.off != 7 {
+			t.Fatalf("key of %d bytes: %016x %016x, want %x", n, got.hi, got.lo, b)
 		}
 	}
 }

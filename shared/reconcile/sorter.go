@@ -52,6 +52,18 @@ type sortKey struct {
 }
 
 func newSortKey(kind Kind, key []byte, off int) sortKey {
+	if n := len(key); n >= 8 {
+		// Straight from the key: hi is the kind and key[0:7]; lo is
+		// key[7:15], from the last eight bytes when the key is shorter
+		// (shifted up, zeros after it).
+		k := sortKey{hi: uint64(kind)<<56 | binary.BigEndian.Uint64(key)>>8, off: uint32(off)}
+		if n >= 15 {
+			k.lo = binary.BigEndian.Uint64(key[7:])
+		} else {
+			k.lo = binary.BigEndian.Uint64(key[n-8:]) << (8 * (15 - n))
+		}
+		return k
+	}
 	var b [16]byte
 	b[0] = byte(kind)
 	copy(b[1:], key)
