@@ -354,6 +354,10 @@ func (r *Reconciler) LedgerEntries() int64 { return r.ledgerCount }
 // previous one in key order (buffered and sorted instead of joined).
 func (r *Reconciler) LedgerOutOfOrder() int64 { return r.ooo }
 
+// MatchedFast counts the pairs the live join matched without decoding the
+// bill's record (see joinFast).
+func (r *Reconciler) MatchedFast() int64 { return r.fastJoins }
+
 // SpilledBytes is how much went to temporary files.
 func (r *Reconciler) SpilledBytes() int64 { return r.bills.spilled + r.ledger.spilled + r.pend.spilled }
 

@@ -182,7 +182,7 @@ func runOnce(t *testing.T, d *day, chunkBytes int, fast bool) result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.fastJoins = reconcile.FastJoins(rec)
+	res.fastJoins = rec.MatchedFast()
 	return res
 }
 

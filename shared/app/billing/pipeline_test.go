@@ -103,6 +103,12 @@ func TestCleanDayReconcilesWithNoDifferences(t *testing.T) {
 	if rec.Ledger.OutOfOrder != 0 || rec.Ledger.Items[billing.DayKindPayScore] != 1 {
 		t.Fatalf("ledger stats %+v: want every entry in key order", rec.Ledger)
 	}
+	// Every pair was matched on its encoded values (the ledger's records
+	// and the simulator's bill rows encode alike: payments with CASH and
+	// NOCASH coupons, partial refunds, the Pay Score AUTH row).
+	if rec.Ledger.MatchedFast != sum.Matched {
+		t.Fatalf("%d of %d pairs matched by the fast join", rec.Ledger.MatchedFast, sum.Matched)
+	}
 	// GET answers the stored record.
 	status, body := w.invoke(http.MethodGet, "/billing/reconciliations/"+w.date, w.date, "")
 	if status != http.StatusOK || body["status"] != billing.StatusDone || body["summary"] == nil || body["first_differences"] != nil || body["differences"] != float64(0) {
