@@ -288,8 +288,8 @@ func (r *Reconciler) join(e *Entry) error {
 // false when the general path must classify e; if it read past the record
 // by then, the record is decoded into r.eb and r.bcur is the next one.
 func (r *Reconciler) joinFast(e *Entry) (bool, error) {
-	if r.bcur == nil || r.noFast {
-		return false, nil
+	if r.bcur == nil || r.noFast || r.opts.NoLedger {
+		return false, nil // (NoLedger matches nothing: group decides)
 	}
 	kind := byte(e.Kind)
 	if bk, bkey := recordKey(r.bcur); bk != kind || !bytes.Equal(bkey, e.Key) {
