@@ -386,26 +386,45 @@ func TestLegacyLayoutReconciles(t *testing.T) {
 	}
 }
 
-// TestSpillMatchesMemory: a larger random day gives the same findings
-// whether it fits in memory or is spilled to dozens of runs.
-func TestSpillMatchesMemory(t *testing.T) {
-	d := cleanDay()
-	for i := 0; i < 2000; i++ {
-		no := fmt.Sprintf("X%05d", (i*7919)%2000)
-		total := int64(100 + i%977)
-		o := ledger.Order{OutTradeNo: no, TransactionID: "43" + no, TradeType: "JSAPI", Status: ledger.TradeSuccess, Total: total,
-			PayerTotal: total, SettlementTotal: total, SuccessTime: ledger.WechatTime(at("08:00:00").Add(time.Duration(i) * time.Second))}
-		if i%13 != 0 { // every 13th is missing from the bill
-			r := billtest.Row{Time: at("08:00:00").Add(time.Duration(i) * time.Second), TransactionID: o.TransactionID, OutTradeNo: no,
-				TradeType: "JSAPI", State: "SUCCESS", Settlement: total, Total: total}
-			if i%17 == 0 {
-				r.Total++ // and every 17th disagrees on the total
+// orders generates payment orders for a day, a second apart from start:
+// the i-th is keyed key(i) with total 100 + i%totalMod, and of every
+// notInBill-th the bill has no row, every badTotal-th bill row is 0.01
+// off, every notInLedger-th order is only in the bill (0: none).
+type orders struct {
+	key                              func(i int) string
+	txnPrefix, start                 string
+	totalMod                         int
+	notInBill, badTotal, notInLedger int
+}
+
+func (g orders) addTo(d *day, n int) {
+	every := func(i, k int) bool { return k > 0 && i%k == 0 }
+	for i := 0; i < n; i++ {
+		no, total, paid := g.key(i), int64(100+i%g.totalMod), at(g.start).Add(time.Duration(i)*time.Second)
+		o := ledger.Order{OutTradeNo: no, TransactionID: g.txnPrefix + no, TradeType: "JSAPI", Status: ledger.TradeSuccess, Total: total,
+			PayerTotal: total, SettlementTotal: total, SuccessTime: ledger.WechatTime(paid)}
+		if !every(i, g.notInBill) {
+			r := billtest.Row{Time: paid, TransactionID: o.TransactionID, OutTradeNo: no, TradeType: "JSAPI", State: "SUCCESS",
+				Settlement: total, Total: total}
+			if every(i, g.badTotal) {
+				r.Total++
 				r.Settlement++
 			}
 			d.rows = append(d.rows, r)
 		}
-		d.orders = append(d.orders, o)
+		if !every(i, g.notInLedger) {
+			d.orders = append(d.orders, o)
+		}
 	}
+}
+
+// TestSpillMatchesMemory: a larger random day gives the same findings
+// whether it fits in memory or is spilled to dozens of runs.
+func TestSpillMatchesMemory(t *testing.T) {
+	d := cleanDay()
+	// Every 13th is missing from the bill, every 17th disagrees on the total.
+	orders{key: func(i int) string { return fmt.Sprintf("X%05d", (i*7919)%2000) }, txnPrefix: "43", start: "08:00:00", totalMod: 977,
+		notInBill: 13, badTotal: 17}.addTo(d, 2000)
 	mem, disk := run(t, d, 0), run(t, d, 512)
 	if !slices.Equal(mem.diffs, disk.diffs) {
 		t.Fatalf("spilled run differs: %d vs %d differences", len(mem.diffs), len(disk.diffs))
@@ -422,24 +441,10 @@ func TestSpillMatchesMemory(t *testing.T) {
 // arrive next to their first copy or long after it.
 func TestLedgerOrderDoesNotChangeFindings(t *testing.T) {
 	d := cleanDay()
-	for i := 0; i < 600; i++ {
-		no := fmt.Sprintf("Y%04d", i)
-		total := int64(100 + i%97)
-		o := ledger.Order{OutTradeNo: no, TransactionID: "44" + no, TradeType: "JSAPI", Status: ledger.TradeSuccess, Total: total,
-			PayerTotal: total, SettlementTotal: total, SuccessTime: ledger.WechatTime(at("07:00:00").Add(time.Duration(i) * time.Second))}
-		if i%11 != 0 { // every 11th is missing from the bill
-			r := billtest.Row{Time: at("07:00:00").Add(time.Duration(i) * time.Second), TransactionID: o.TransactionID, OutTradeNo: no,
-				TradeType: "JSAPI", State: "SUCCESS", Settlement: total, Total: total}
-			if i%19 == 0 {
-				r.Total++
-				r.Settlement++
-			}
-			d.rows = append(d.rows, r)
-		}
-		if i%23 != 0 { // and every 23rd is only in the bill
-			d.orders = append(d.orders, o)
-		}
-	}
+	// Every 11th is missing from the bill, every 19th disagrees on the
+	// total, and every 23rd is only in the bill.
+	orders{key: func(i int) string { return fmt.Sprintf("Y%04d", i) }, txnPrefix: "44", start: "07:00:00", totalMod: 97,
+		notInBill: 11, badTotal: 19, notInLedger: 23}.addTo(d, 600)
 	dayNo, _ := bill.DayOf(date)
 	var entries []reconcile.Entry
 	for i := range d.orders {
