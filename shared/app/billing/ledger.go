@@ -150,40 +150,33 @@ func (s *dayStream) read(ctx context.Context) error {
 	q := store.Query{Index: true, PK: ledger.DayIndex(s.kind, s.date), Limit: s.page, Cursor: s.cursor}
 	s.started, s.entries, s.i = true, s.entries[:0], 0
 	s.l.Stats.Queries++
-	var err error
 	switch s.kind {
 	case DayKindPay:
-		var rows []orderRow
-		if s.cursor, err = s.l.Store.Query(ctx, q, &rows); err != nil {
-			return err
-		}
-		for i := range rows {
-			s.entries = append(s.entries, reconcile.OrderEntry(&rows[i].Order, s.day))
-		}
-		s.l.Stats.Items[s.kind] += len(rows)
+		return readPage(ctx, s, q, func(r *orderRow) (reconcile.Entry, error) { return reconcile.OrderEntry(&r.Order, s.day), nil })
 	case DayKindPayScore:
-		var rows []payScoreRow
-		if s.cursor, err = s.l.Store.Query(ctx, q, &rows); err != nil {
-			return err
-		}
-		for i := range rows {
-			e, err := reconcile.PayScoreEntry(&rows[i].PayScoreOrder, s.day)
-			if err != nil {
-				return err
-			}
-			s.entries = append(s.entries, e)
-		}
-		s.l.Stats.Items[s.kind] += len(rows)
+		return readPage(ctx, s, q, func(r *payScoreRow) (reconcile.Entry, error) { return reconcile.PayScoreEntry(&r.PayScoreOrder, s.day) })
 	case DayKindRefund:
-		var rows []refundRow
-		if s.cursor, err = s.l.Store.Query(ctx, q, &rows); err != nil {
+		return readPage(ctx, s, q, func(r *refundRow) (reconcile.Entry, error) { return reconcile.RefundEntry(&r.RefundRecord, s.day), nil })
+	}
+	return nil
+}
+
+// readPage runs one Query page of s's day index into rows of type T and
+// appends their entries to s.
+func readPage[T any](ctx context.Context, s *dayStream, q store.Query, entry func(*T) (reconcile.Entry, error)) error {
+	var rows []T
+	var err error
+	if s.cursor, err = s.l.Store.Query(ctx, q, &rows); err != nil {
+		return err
+	}
+	for i := range rows {
+		e, err := entry(&rows[i])
+		if err != nil {
 			return err
 		}
-		for i := range rows {
-			s.entries = append(s.entries, reconcile.RefundEntry(&rows[i].RefundRecord, s.day))
-		}
-		s.l.Stats.Items[s.kind] += len(rows)
+		s.entries = append(s.entries, e)
 	}
+	s.l.Stats.Items[s.kind] += len(rows)
 	return nil
 }
 
