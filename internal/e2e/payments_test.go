@@ -697,6 +697,9 @@ func TestPaymentsRefundByTransactionID(t *testing.T) {
 	if n := w.paySimCalls("/v3/pay/transactions/id/"); n != 1 {
 		t.Errorf("%d lookups by transaction_id after the pointer was written, want still 1", n)
 	}
+	// The two refunds' notifications arrive on their own time and write the
+	// ledger: the table is compared once both were acknowledged.
+	w.payEvents(t, "REFUND.SUCCESS", 2)
 	before := w.paySnapshot(t)
 	if _, st, e := w.payRefund(t, map[string]any{"transaction_id": "4200000000000000000000000001", "out_refund_no": "PAYRFTXN-R3", "refund": 1}); st != http.StatusNotFound {
 		t.Errorf("unknown transaction_id: %d %+v, want 404", st, e)
